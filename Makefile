@@ -1,0 +1,52 @@
+# One task runner for developers, CI and the README. `make help` lists the targets.
+SHELL := /bin/bash
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+PYTHON ?= python3
+RUN_DIR ?= .run
+export PIPELINE_RUN_DIR := $(RUN_DIR)
+
+.DEFAULT_GOAL := help
+.PHONY: help setup up down status run test test-unit test-integration lint format bench
+
+help: ## list the commands
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml deploy/setup-system.sh
+	bash deploy/setup-system.sh
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[stack,dev]'
+	touch $@
+
+setup: $(VENV)/.installed ## install system packages (Java, Maven, Postgres) and Python deps
+
+up: setup ## start the whole local stack in the background; writes .run/stack.env
+	$(PY) -m stack.cli up
+
+down: ## stop the local stack
+	@if [ -x $(PY) ]; then $(PY) -m stack.cli down; fi
+
+status: setup ## show each part of the stack: alive, start time, memory
+	$(PY) -m stack.cli status
+
+run: setup ## the main job: the stack, a burst of signed webhooks, a summary of what landed
+	$(PY) -m stack.demo
+
+test: setup ## every test: unit, then integration on the real stack
+	$(PY) -m pytest
+
+test-unit: setup ## unit tests only (nothing running)
+	$(PY) -m pytest tests/unit
+
+test-integration: setup ## integration tests on the real stack
+	$(PY) -m pytest tests/integration
+
+lint: setup ## ruff (lint + format check) and mypy --strict
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: setup ## apply ruff's formatting and safe fixes
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .

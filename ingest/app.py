@@ -1,0 +1,174 @@
+"""The ingest HTTP app, built by ``create_app(settings)``; nothing connects at import time."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from typing import Annotated, Any
+
+import asyncpg
+import msgspec
+import structlog
+from litestar import Litestar, Request, Response, get, post
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException, NotFoundException
+from litestar.status_codes import HTTP_202_ACCEPTED
+
+from ingest.errors import BrokerUnavailable
+from ingest.middleware import RequestIdMiddleware
+from ingest.transactions import fetch_transaction
+from ingest.verify.base import SignatureError, Verifier
+from ingest.verify.registry import build_verifiers
+from ingest.writer import RawWriter
+from pipeline.envelope import KIND_CHECKOUT, RawWebhook
+from pipeline.settings import Settings
+from streams.model import PROVIDERS
+
+log = structlog.get_logger("ingest")
+
+
+class CheckoutIn(msgspec.Struct, forbid_unknown_fields=True):
+    provider: str
+    external_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    order_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    amount: Annotated[str, msgspec.Meta(pattern=r"^\d{1,18}(\.\d{1,18})?$")]
+    currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9]{2,16}$")]
+
+
+def _headers(request: Request[Any, Any, Any]) -> dict[str, str]:
+    return {k.lower(): v for k, v in request.headers.items()}
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def _write(state: State, raw: RawWebhook) -> Response[dict[str, str]]:
+    writer: RawWriter = state.writer
+    try:
+        await writer.write(raw)
+    except BrokerUnavailable as exc:
+        log.warning("broker unavailable", provider=raw.provider, request_id=raw.request_id)
+        return Response(
+            {"detail": f"broker unavailable, retry later ({exc})"},
+            status_code=503,
+            headers={"Retry-After": str(state.retry_after_s)},
+        )
+    return Response({"id": raw.id, "status": "accepted"}, status_code=HTTP_202_ACCEPTED)
+
+
+@post("/webhooks/{provider:str}", status_code=HTTP_202_ACCEPTED)
+async def receive_webhook(
+    provider: str, request: Request[Any, Any, Any], state: State
+) -> Response[dict[str, str]]:
+    verifiers: dict[str, Verifier] = state.verifiers
+    verifier = verifiers.get(provider)
+    if verifier is None:
+        raise NotFoundException(detail=f"unknown provider {provider[:40]!r}")
+    body = await request.body()
+    if not body:
+        raise HTTPException(status_code=400, detail="empty body")
+    headers = _headers(request)
+    request_id = request.scope.get("state", {}).get("request_id", "")
+    try:
+        verifier.verify(body, headers)
+    except SignatureError as exc:
+        log.info("webhook rejected", provider=provider, reason=exc.reason, request_id=request_id)
+        raise HTTPException(status_code=401, detail=f"signature rejected: {exc.reason}") from None
+    kept = {h: headers[h] for h in verifier.kept_headers if h in headers}
+    if "content-type" in headers:
+        kept["content-type"] = headers["content-type"][:100]
+    raw = RawWebhook(uuid.uuid4().hex, provider, _now_ms(), body, kept, request_id=request_id)
+    return await _write(state, raw)
+
+
+@post("/checkouts", status_code=HTTP_202_ACCEPTED)
+async def register_checkout(
+    data: CheckoutIn, request: Request[Any, Any, Any], state: State
+) -> Response[dict[str, str]]:
+    if data.provider not in PROVIDERS:
+        raise HTTPException(status_code=400, detail=f"unknown provider {data.provider[:40]!r}")
+    if Decimal(data.amount) <= 0:
+        raise HTTPException(status_code=400, detail="amount must be positive")
+    body = msgspec.json.encode(data)
+    request_id = request.scope.get("state", {}).get("request_id", "")
+    raw = RawWebhook(
+        uuid.uuid4().hex, data.provider, _now_ms(), body, {}, KIND_CHECKOUT, request_id
+    )
+    return await _write(state, raw)
+
+
+@get("/transactions/{provider:str}/{external_id:str}")
+async def get_transaction(provider: str, external_id: str, state: State) -> dict[str, Any]:
+    if provider not in PROVIDERS:
+        raise NotFoundException(detail=f"unknown provider {provider[:40]!r}")
+    pool = await _pool(state)
+    tx = await fetch_transaction(pool, provider, external_id)
+    if tx is None:
+        raise NotFoundException(detail="no such transaction")
+    return tx
+
+
+@get("/health")
+async def health() -> dict[str, str]:
+    return {"status": "alive"}
+
+
+@get("/ready")
+async def ready(state: State) -> Response[dict[str, str]]:
+    writer: RawWriter = state.writer
+    if await writer.ready():
+        return Response({"status": "ready"})
+    return Response({"detail": "Kafka unreachable"}, status_code=503)
+
+
+async def _pool(state: State) -> asyncpg.Pool:
+    if state.get("pool") is None:
+        try:
+            state.pool = await asyncpg.create_pool(state.pg_dsn, min_size=1, max_size=4, timeout=5)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise HTTPException(
+                status_code=503, detail="database unavailable", headers={"Retry-After": "5"}
+            ) from exc
+    pool: asyncpg.Pool = state.pool
+    return pool
+
+
+def create_app(settings: Settings, writer: RawWriter | None = None) -> Litestar:
+    cfg = settings.ingest
+    the_writer = writer or RawWriter(
+        settings.kafka.bootstrap, settings.topics.raw, cfg.produce_timeout_s
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await the_writer.close()
+            if app.state.get("pool") is not None:
+                await app.state.pool.close()
+
+    cors = CORSConfig(allow_origins=list(cfg.cors_origins)) if cfg.cors_origins else None
+    return Litestar(
+        route_handlers=[receive_webhook, register_checkout, get_transaction, health, ready],
+        state=State(
+            {
+                "writer": the_writer,
+                "verifiers": build_verifiers(settings.providers),
+                "retry_after_s": cfg.retry_after_s,
+                "pg_dsn": settings.postgres.dsn.get_secret_value(),
+                "pool": None,
+            }
+        ),
+        lifespan=[lifespan],
+        cors_config=cors,
+        middleware=[RequestIdMiddleware],
+        request_max_body_size=cfg.max_body_bytes,
+        openapi_config=None,
+        debug=False,
+    )

@@ -1,0 +1,1 @@
+"""Signature verifiers: one small class per provider scheme, pure, with an injected clock."""

@@ -1,0 +1,156 @@
+"""One typed, frozen settings object per process.
+
+Read from the TOML file named by ``PIPELINE_CONFIG`` (the repo ships ``config/local.toml``),
+then overridden key by key from the environment: ``PIPELINE_KAFKA__BOOTSTRAP=host:port``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "local.toml"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSettings(_Frozen):
+    bootstrap: str = "127.0.0.1:9092"
+    request_timeout_ms: int = 5000
+
+
+class TopicSettings(_Frozen):
+    raw: str = "webhooks.raw"
+    events: str = "payments.events"
+    state: str = "payments.state"
+    transitions: str = "payments.transitions"
+    dlq: str = "webhooks.dlq"
+    partitions: int = 4
+    replication: int = 1
+
+    def all(self) -> list[str]:
+        return [self.raw, self.events, self.state, self.transitions, self.dlq]
+
+
+class IngestSettings(_Frozen):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = 256 * 1024
+    cors_origins: list[str] = Field(default_factory=list)
+    produce_timeout_s: float = 5.0
+    retry_after_s: int = 5
+
+
+class StreamsSettings(_Frozen):
+    app_id: str = "checkout-pipeline"
+    store: str = "rocksdb://"
+    data_dir: str = ".run/streams-data"
+    web_port: int = 6066
+    dedup_ttl_s: int = 7 * 24 * 3600
+    retry_attempts: int = 5
+    retry_base_s: float = 0.2
+    retry_max_s: float = 5.0
+
+
+class SinkSettings(_Frozen):
+    batch_size: int = 1000
+    flush_interval_ms: int = 200
+    retry_base_s: float = 0.5
+    retry_max_s: float = 30.0
+
+
+class PostgresSettings(_Frozen):
+    dsn: SecretStr = SecretStr("postgresql://pipeline@127.0.0.1:5432/pipeline")
+
+
+class ClickHouseSettings(_Frozen):
+    url: str = "http://127.0.0.1:8123"
+    database: str = "default"
+    username: str = "default"
+    password: SecretStr = SecretStr("")
+
+
+class SecretsProvider(_Frozen):
+    secrets: list[SecretStr] = Field(default_factory=list)
+
+
+class CoinPaymentsProvider(SecretsProvider):
+    merchant_id: str = ""
+
+
+class JwtKey(_Frozen):
+    alg: Literal["HS256", "RS256", "ES256"]
+    secret: SecretStr | None = None
+    public_key_pem: str | None = None
+
+
+class JwtProvider(_Frozen):
+    keys: list[JwtKey] = Field(default_factory=list)
+
+
+class ProviderSettings(_Frozen):
+    coinbase: SecretsProvider = SecretsProvider()
+    btcpay: SecretsProvider = SecretsProvider()
+    nowpayments: SecretsProvider = SecretsProvider()
+    coinpayments: CoinPaymentsProvider = CoinPaymentsProvider()
+    standard: SecretsProvider = SecretsProvider()
+    jwt: JwtProvider = JwtProvider()
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PIPELINE_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    topics: TopicSettings = TopicSettings()
+    ingest: IngestSettings = IngestSettings()
+    streams: StreamsSettings = StreamsSettings()
+    sinks: SinkSettings = SinkSettings()
+    postgres: PostgresSettings = PostgresSettings()
+    clickhouse: ClickHouseSettings = ClickHouseSettings()
+    providers: ProviderSettings = ProviderSettings()
+    log_level: str = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = Path(os.environ.get("PIPELINE_CONFIG", str(DEFAULT_CONFIG)))
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=path)
+        return (init_settings, env_settings, toml)
+
+
+class ConfigError(Exception):
+    """The configuration file is missing or invalid."""
+
+
+def load_settings() -> Settings:
+    """Build the settings of this process, failing with one readable line."""
+    path = Path(os.environ.get("PIPELINE_CONFIG", str(DEFAULT_CONFIG)))
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path} (set PIPELINE_CONFIG)")
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic's ValidationError, tomllib's TOMLDecodeError
+        first = str(exc).splitlines()
+        raise ConfigError(f"invalid config {path}: {' '.join(first[:3])}") from exc

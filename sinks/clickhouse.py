@@ -1,0 +1,162 @@
+"""ClickHouse sink: ``payments.transitions`` -> ``payment_events``.
+
+Dead letters from ``webhooks.dlq`` go to ``dead_letters``.
+
+One row per distinct event: rows whose key is already stored are skipped before the insert
+(one primary-key lookup per batch), and the ReplacingMergeTree engine collapses whatever a
+crash between insert and commit could still double.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from aiokafka import ConsumerRecord
+from clickhouse_connect import get_async_client
+from clickhouse_connect.driver.exceptions import ClickHouseError
+
+from sinks.ch_schema import DDL
+from sinks.errors import SinkUnavailable
+from streams.model import parse_iso
+
+EVENT_COLUMNS = [
+    "event_id",
+    "provider",
+    "external_id",
+    "status",
+    "effective_status",
+    "from_status",
+    "to_status",
+    "applied",
+    "note",
+    "provider_status",
+    "amount",
+    "currency",
+    "order_id",
+    "occurred_at",
+    "received_at",
+    "processed_at",
+    "version",
+    "raw_id",
+]
+DLQ_COLUMNS = [
+    "source_topic",
+    "source_partition",
+    "source_offset",
+    "stage",
+    "reason",
+    "provider",
+    "failed_at",
+]
+
+
+def _ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def event_row(t: dict[str, Any]) -> list[Any]:
+    received = parse_iso(t["received_at"]) if t.get("received_at") else parse_iso(t["occurred_at"])
+    return [
+        t["event_id"],
+        t["provider"],
+        t["external_id"],
+        t["status"],
+        t["to_status"],
+        t["from_status"],
+        t["to_status"],
+        t["applied"],
+        t["note"],
+        t["provider_status"],
+        None if t["amount"] is None else Decimal(t["amount"]),
+        t["currency"],
+        t["order_id"],
+        parse_iso(t["occurred_at"]),
+        received,
+        _ms(t["processed_at_ms"]),
+        t["version"],
+        t.get("raw_id", ""),
+    ]
+
+
+def dlq_row(d: dict[str, Any]) -> list[Any]:
+    provider = ""
+    for k, v in d.get("headers", []):
+        if k == "provider":
+            provider = base64.b64decode(v).decode(errors="replace")
+    src = d["source"]
+    return [
+        src["topic"],
+        src["partition"],
+        src["offset"],
+        d["stage"],
+        d["reason"],
+        provider,
+        _ms(d["failed_at_ms"]),
+    ]
+
+
+class ClickHouseSink:
+    name = "clickhouse"
+
+    def __init__(
+        self,
+        url: str,
+        database: str,
+        username: str,
+        password: str,
+        events_topic: str,
+        dlq_topic: str,
+    ) -> None:
+        self._url, self._db, self._user, self._password = url, database, username, password
+        self._events_topic, self._dlq_topic = events_topic, dlq_topic
+        self._client: Any = None
+
+    async def start(self) -> None:
+        return None
+
+    async def _ensure(self) -> Any:
+        if self._client is None:
+            client = await get_async_client(
+                dsn=self._url, database=self._db, username=self._user, password=self._password
+            )
+            for ddl in DDL:
+                await client.command(ddl)
+            self._client = client
+        return self._client
+
+    async def write(self, records: Sequence[ConsumerRecord]) -> None:
+        events: dict[str, list[Any]] = {}
+        dead: list[list[Any]] = []
+        for r in records:
+            doc = orjson.loads(r.value)
+            if r.topic == self._dlq_topic:
+                dead.append(dlq_row(doc))
+            else:
+                events.setdefault(doc["event_id"], event_row(doc))
+        try:
+            client = await self._ensure()
+            if events:
+                stored = await client.query(
+                    "SELECT event_id FROM payment_events WHERE event_id IN {ids:Array(String)}",
+                    parameters={"ids": list(events)},
+                )
+                for (eid,) in stored.result_rows:
+                    events.pop(eid, None)
+            if events:
+                await client.insert(
+                    "payment_events", list(events.values()), column_names=EVENT_COLUMNS
+                )
+            if dead:
+                await client.insert("dead_letters", dead, column_names=DLQ_COLUMNS)
+        except (ClickHouseError, OSError) as exc:
+            self._client = None
+            raise SinkUnavailable(f"clickhouse: {type(exc).__name__}: {str(exc)[:200]}") from exc
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()

@@ -1,0 +1,82 @@
+"""Entry point of the sinks: ``pipeline-sinks`` runs the Postgres and ClickHouse sinks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from aiokafka import AIOKafkaConsumer
+
+from pipeline.logs import configure_logging
+from pipeline.retry import Backoff
+from pipeline.settings import ConfigError, Settings, load_settings
+from sinks.base import Sink, run_sink
+from sinks.clickhouse import ClickHouseSink
+from sinks.postgres import PostgresSink
+
+
+def _consumer(settings: Settings, group: str, *topics: str) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=settings.kafka.bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_interval_ms=600_000,
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=1_000,
+    )
+
+
+async def serve(settings: Settings) -> None:
+    t, cfg = settings.topics, settings.sinks
+    pairs: list[tuple[Sink, AIOKafkaConsumer]] = [
+        (
+            PostgresSink(settings.postgres.dsn.get_secret_value()),
+            _consumer(settings, "sink-postgres", t.state),
+        ),
+        (
+            ClickHouseSink(
+                settings.clickhouse.url,
+                settings.clickhouse.database,
+                settings.clickhouse.username,
+                settings.clickhouse.password.get_secret_value(),
+                t.transitions,
+                t.dlq,
+            ),
+            _consumer(settings, "sink-clickhouse", t.transitions, t.dlq),
+        ),
+    ]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    backoff = Backoff(cfg.retry_base_s, cfg.retry_max_s, attempts=0)
+    for _, consumer in pairs:
+        await consumer.start()
+    logging.getLogger("sinks").info("sinks ready")
+    try:
+        await asyncio.gather(
+            *(
+                run_sink(sink, consumer, cfg.batch_size, cfg.flush_interval_ms, backoff, stop)
+                for sink, consumer in pairs
+            )
+        )
+    finally:
+        for _, consumer in pairs:
+            await consumer.stop()
+
+
+def main() -> None:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        sys.exit(f"pipeline-sinks: {exc}")
+    configure_logging(settings.log_level)
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()

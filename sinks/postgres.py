@@ -1,0 +1,169 @@
+"""Postgres sink: ``payments.state`` snapshots -> ``transactions``, its history, ``checkouts``.
+
+Only the newest snapshot of each payment in a batch is written, in one transaction, with
+upserts guarded by version: a lower or equal version never overwrites a higher one, so a
+redelivered or replayed snapshot changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+import orjson
+from aiokafka import ConsumerRecord
+
+from sinks.errors import SinkUnavailable
+from sinks.pg_schema import migrate
+from streams.model import parse_iso
+
+UPSERT_TX = """
+INSERT INTO transactions AS t (provider, external_id, status, amount, currency, order_id,
+    expected_amount, expected_currency, late, version, updated_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::numeric[], $5::text[], $6::text[],
+    $7::numeric[], $8::text[], $9::bool[], $10::bigint[], $11::timestamptz[])
+ON CONFLICT (provider, external_id) DO UPDATE SET
+    status = EXCLUDED.status, amount = EXCLUDED.amount, currency = EXCLUDED.currency,
+    order_id = EXCLUDED.order_id, expected_amount = EXCLUDED.expected_amount,
+    expected_currency = EXCLUDED.expected_currency, late = EXCLUDED.late,
+    version = EXCLUDED.version, updated_at = EXCLUDED.updated_at, written_at = now()
+WHERE t.version < EXCLUDED.version
+"""
+
+UPSERT_EVENTS = """
+INSERT INTO transaction_events AS e (event_id, provider, external_id, status, effective_status,
+    applied, note, provider_status, amount, currency, occurred_at, received_at, version)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[],
+    $7::text[], $8::text[], $9::numeric[], $10::text[], $11::timestamptz[], $12::timestamptz[],
+    $13::bigint[])
+ON CONFLICT (event_id) DO UPDATE SET
+    effective_status = EXCLUDED.effective_status, applied = EXCLUDED.applied,
+    note = EXCLUDED.note, version = EXCLUDED.version
+WHERE e.version < EXCLUDED.version
+"""
+
+INSERT_CHECKOUTS = """
+INSERT INTO checkouts (provider, external_id, order_id, amount, currency, created_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::numeric[], $5::text[],
+    $6::timestamptz[])
+ON CONFLICT (provider, external_id) DO NOTHING
+"""
+
+_DOWN = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+    TimeoutError,
+)
+
+
+def newest_snapshots(records: Sequence[ConsumerRecord]) -> list[dict[str, Any]]:
+    """The highest-version snapshot per payment in the batch (pure)."""
+    best: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in records:
+        snap = orjson.loads(r.value)
+        key = (snap["provider"], snap["external_id"])
+        if key not in best or best[key]["version"] < snap["version"]:
+            best[key] = snap
+    return list(best.values())
+
+
+def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+
+
+def tx_rows(snaps: list[dict[str, Any]]) -> list[list[Any]]:
+    rows = []
+    for s in snaps:
+        c = s.get("checkout") or {}
+        rows.append(
+            (
+                s["provider"],
+                s["external_id"],
+                s["status"],
+                s["amount"],
+                s["currency"],
+                s["order_id"],
+                c.get("amount"),
+                c.get("currency"),
+                s["late"],
+                s["version"],
+                parse_iso(s["updated_at"]),
+            )
+        )
+    return _columns(rows, 11)
+
+
+def event_rows(snaps: list[dict[str, Any]]) -> list[list[Any]]:
+    rows = []
+    for s in snaps:
+        for e in s["events"]:
+            rows.append(
+                (
+                    e["event_id"],
+                    e["provider"],
+                    e["external_id"],
+                    e["status"],
+                    e["effective"],
+                    e["applied"],
+                    e["note"],
+                    e["provider_status"],
+                    e["amount"],
+                    e["currency"],
+                    parse_iso(e["occurred_at"]),
+                    parse_iso(e["received_at"]) if e.get("received_at") else None,
+                    s["version"],
+                )
+            )
+    return _columns(rows, 13)
+
+
+def checkout_rows(snaps: list[dict[str, Any]]) -> list[list[Any]]:
+    rows = [
+        (
+            s["provider"],
+            s["external_id"],
+            c["order_id"],
+            c["amount"],
+            c["currency"],
+            parse_iso(c["created_at"]),
+        )
+        for s in snaps
+        if (c := s.get("checkout"))
+    ]
+    return _columns(rows, 6)
+
+
+class PostgresSink:
+    name = "postgres"
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._conn: asyncpg.Connection | None = None
+
+    async def start(self) -> None:
+        return None  # connects on first write, so that an outage at start is retried like any
+
+    async def _connection(self) -> asyncpg.Connection:
+        if self._conn is None or self._conn.is_closed():
+            self._conn = await asyncpg.connect(self._dsn, timeout=5)
+            await migrate(self._conn)
+        return self._conn
+
+    async def write(self, records: Sequence[ConsumerRecord]) -> None:
+        snaps = newest_snapshots(records)
+        try:
+            conn = await self._connection()
+            async with conn.transaction():
+                await conn.execute(UPSERT_TX, *tx_rows(snaps))
+                await conn.execute(UPSERT_EVENTS, *event_rows(snaps))
+                await conn.execute(INSERT_CHECKOUTS, *checkout_rows(snaps))
+        except _DOWN as exc:
+            self._conn = None
+            raise SinkUnavailable(f"postgres: {type(exc).__name__}: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._conn is not None and not self._conn.is_closed():
+            await self._conn.close()

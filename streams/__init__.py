@@ -1,0 +1,1 @@
+"""The stream processor: normalize provider payloads, deduplicate, apply the state machine."""

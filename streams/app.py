@@ -1,0 +1,166 @@
+"""The Faust application: two agents and two tables, built by ``create_app(settings)``.
+
+    webhooks.raw --normalize--> payments.events (keyed by transaction)
+    payments.events --dedupe + apply--> payments.state, payments.transitions
+    any record that cannot be processed --> webhooks.dlq, with reason and stage
+
+Delivery: at least once (Faust flushes the producer before it commits offsets); every
+step is idempotent, so redeliveries and replays change nothing. See docs/decisions/.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import faust
+import orjson
+from aiokafka.errors import KafkaError
+
+from pipeline.dlq import dead_letter
+from pipeline.envelope import KIND_CHECKOUT, RawWebhook
+from pipeline.retry import Backoff, retry
+from pipeline.settings import Settings
+from streams import codec, dedup, machine
+from streams.checkouts import parse_checkout
+from streams.model import Checkout
+from streams.providers import normalize
+
+log = logging.getLogger("streams")
+
+
+def create_app(settings: Settings) -> faust.App:
+    s, t = settings.streams, settings.topics
+    app = faust.App(
+        s.app_id,
+        broker=f"kafka://{settings.kafka.bootstrap}",
+        store=s.store,
+        datadir=s.data_dir,
+        topic_partitions=t.partitions,
+        topic_replication_factor=t.replication,
+        topic_allow_declare=True,
+        web_enabled=False,
+        producer_acks=-1,
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
+        broker_rebalance_timeout=20.0,
+        consumer_auto_offset_reset="earliest",
+        table_cleanup_interval=300.0,
+        logging_config=None,
+    )
+
+    def topic(name: str) -> faust.TopicT:
+        return app.topic(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            value_serializer="raw",
+            key_serializer="raw",
+            partitions=t.partitions,
+        )
+
+    raw_topic, events_topic = topic(t.raw), topic(t.events)
+    state_topic, transitions_topic, dlq_topic = topic(t.state), topic(t.transitions), topic(t.dlq)
+
+    def table(name: str) -> faust.TableT:
+        # bytes key and value: the changelog stores them raw, orjson does the encoding
+        return app.Table(
+            name, default=None, key_type=bytes, value_type=bytes, partitions=t.partitions
+        )
+
+    seen_table, tx_table = table("seen-events"), table("transactions")
+    policy = Backoff(s.retry_base_s, s.retry_max_s, s.retry_attempts)
+    ttl_ms = s.dedup_ttl_s * 1000
+
+    async def send(tp: faust.TopicT, key: bytes, value: bytes) -> None:
+        async def once() -> None:
+            await tp.send(key=key, value=value)
+
+        await retry(once, policy, (KafkaError, OSError))
+
+    async def to_dlq(event: faust.EventT, stage: str, exc: BaseException) -> None:
+        m = event.message
+        reason = f"{type(exc).__name__}: {exc}"
+        log.warning(
+            "dead letter stage=%s reason=%s offset=%s:%s:%s",
+            stage,
+            reason[:200],
+            m.topic,
+            m.partition,
+            m.offset,
+        )
+        record = dead_letter(
+            stage=stage,
+            reason=reason,
+            topic=m.topic,
+            partition=m.partition,
+            offset=m.offset,
+            key=m.key,
+            value=m.value,
+            headers=m.headers or [],
+            failed_at_ms=int(time.time() * 1000),
+        )
+        await send(dlq_topic, m.key or b"", orjson.dumps(record))
+
+    async def guarded(event: faust.EventT, stage: str, step: Callable[[], Awaitable[None]]) -> None:
+        """Bad input is data: any failure of one record sends it to the DLQ, the stream goes on."""
+        try:
+            await step()
+        except KafkaError:
+            raise  # retries exhausted against the broker: crash, resume from the last commit
+        except Exception as exc:
+            await to_dlq(event, stage, exc)
+
+    @app.agent(raw_topic)
+    async def normalize_agent(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+
+            async def step(event: faust.EventT = event) -> None:
+                raw = RawWebhook.from_kafka(event.message.value, event.message.headers or [])
+                if raw.kind == KIND_CHECKOUT:
+                    c = parse_checkout(raw)
+                    await send(events_topic, c.tx_key.encode(), codec.encode_checkout(c))
+                    return
+                for e in normalize(raw):
+                    await send(events_topic, e.tx_key.encode(), codec.encode_event(e))
+
+            await guarded(event, "normalize", step)
+
+    @app.agent(events_topic)
+    async def apply_agent(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+
+            async def step(event: faust.EventT = event) -> None:
+                key = event.message.key or b""
+                record = codec.decode(event.message.value)
+                current = tx_table.get(key)
+                state = machine.TxState.from_dict(orjson.loads(current)) if current else None
+                if isinstance(record, Checkout):
+                    new = machine.register_checkout(state, record)
+                    if new is state:
+                        return
+                    effects: list[machine.Effect] = []
+                else:
+                    now_ms = int((record.received_at or record.occurred_at).timestamp() * 1000)
+                    prior = seen_table.get(key)
+                    dup, seen = dedup.decide(
+                        orjson.loads(prior) if prior else None, record.event_id, now_ms, ttl_ms
+                    )
+                    if dup:
+                        return
+                    seen_table[key] = orjson.dumps(seen)
+                    new, effects = machine.apply(state, record)
+                    if not effects:
+                        return
+                snapshot = orjson.dumps(new.to_dict())
+                tx_table[key] = snapshot
+                await send(state_topic, key, snapshot)
+                processed_ms = int(time.time() * 1000)  # a metric only, never part of state
+                for eff in effects:
+                    out = {**eff.to_dict(), "processed_at_ms": processed_ms}
+                    await send(transitions_topic, key, orjson.dumps(out))
+
+            await guarded(event, "apply", step)
+
+    return app

@@ -1,0 +1,9 @@
+"""Errors of the stream processor. Each becomes a dead-letter record with its reason."""
+
+
+class NormalizeError(ValueError):
+    """An authentic payload that cannot be turned into payment events."""
+
+
+class TransientError(Exception):
+    """A failure worth retrying (a broker or store hiccup), as opposed to bad data."""

@@ -1,0 +1,220 @@
+"""The payment status state machine: a pure function ``apply(state, event) -> (state, effects)``.
+
+Convergence by construction: a transaction's state is a fold of the *set* of its distinct
+events, taken in a total order (provider timestamp, status rank, event id), starting from
+``new``. Arrival order and duplicates cannot change a set, so they cannot change the result.
+Impossible transitions are recorded on the event and not applied; a payment seen after the
+payment expired is applied and flagged ``late``. See docs/decisions/0001-state-machine.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from streams.model import Checkout, PaymentEvent, Status, iso, parse_iso
+
+S = Status
+
+#: tie-break when two events carry the same provider timestamp: later stages sort later
+RANK = {
+    S.NEW: 0,
+    S.PENDING: 1,
+    S.UNDERPAID: 2,
+    S.CONFIRMED: 3,
+    S.OVERPAID: 4,
+    S.COMPLETED: 5,
+    S.EXPIRED: 5,
+    S.FAILED: 5,
+    S.CANCELED: 5,
+    S.REFUNDED: 6,
+}
+
+_PAID = {S.PENDING, S.CONFIRMED, S.COMPLETED, S.UNDERPAID, S.OVERPAID}
+
+#: where each status may go next (a self-transition is always allowed and changes nothing)
+ALLOWED: dict[Status, frozenset[Status]] = {
+    S.NEW: frozenset(Status) - {S.NEW},
+    S.PENDING: frozenset(_PAID | {S.EXPIRED, S.FAILED, S.CANCELED}),
+    S.UNDERPAID: frozenset(_PAID | {S.EXPIRED, S.FAILED, S.CANCELED, S.REFUNDED}),
+    S.CONFIRMED: frozenset({S.COMPLETED, S.UNDERPAID, S.OVERPAID, S.FAILED, S.REFUNDED}),
+    S.OVERPAID: frozenset({S.COMPLETED, S.REFUNDED}),
+    S.COMPLETED: frozenset({S.REFUNDED, S.OVERPAID}),
+    S.EXPIRED: frozenset(_PAID | {S.FAILED, S.CANCELED}),
+    S.FAILED: frozenset({S.COMPLETED, S.REFUNDED}),
+    S.CANCELED: frozenset({S.REFUNDED}),
+    S.REFUNDED: frozenset(),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """One distinct event as the fold saw it."""
+
+    event: PaymentEvent
+    applied: bool
+    effective: Status  # the status the event moved to, after reconciliation
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.event.to_dict(),
+            "applied": self.applied,
+            "effective": self.effective.value,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TxState:
+    provider: str
+    external_id: str
+    status: Status = S.NEW
+    version: int = 0
+    amount: Decimal | None = None
+    currency: str | None = None
+    order_id: str | None = None
+    checkout: Checkout | None = None
+    late: bool = False
+    updated_at: datetime | None = None
+    events: tuple[Applied, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "external_id": self.external_id,
+            "status": self.status.value,
+            "version": self.version,
+            "amount": None if self.amount is None else str(self.amount),
+            "currency": self.currency,
+            "order_id": self.order_id,
+            "checkout": None if self.checkout is None else self.checkout.to_dict(),
+            "late": self.late,
+            "updated_at": None if self.updated_at is None else iso(self.updated_at),
+            "events": [a.to_dict() for a in self.events],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TxState:
+        checkout = Checkout.from_dict(d["checkout"]) if d.get("checkout") else None
+        events = tuple(PaymentEvent.from_dict(e) for e in d.get("events", []))
+        return fold(
+            replace(
+                cls(d["provider"], d["external_id"]),
+                version=d["version"],
+                updated_at=_ts(d.get("updated_at")),
+            ),
+            checkout,
+            events,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    """What one new event did: the record for ``payments.transitions``."""
+
+    event: PaymentEvent
+    from_status: Status
+    to_status: Status
+    applied: bool
+    note: str
+    version: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.event.to_dict(),
+            "from_status": self.from_status.value,
+            "to_status": self.to_status.value,
+            "applied": self.applied,
+            "note": self.note,
+            "version": self.version,
+        }
+
+
+def order_key(e: PaymentEvent) -> tuple[datetime, int, str]:
+    return (e.occurred_at, RANK[e.status], e.event_id)
+
+
+def apply(state: TxState | None, event: PaymentEvent) -> tuple[TxState, list[Effect]]:
+    """Add one event to a transaction. A duplicate (same event id) changes nothing."""
+    state = state or TxState(event.provider, event.external_id)
+    if any(a.event.event_id == event.event_id for a in state.events):
+        return state, []
+    events = (*(a.event for a in state.events), event)
+    new = fold(state, state.checkout, events)
+    new = replace(new, version=state.version + 1, updated_at=_latest(state, _receipt(event)))
+    mine = next(a for a in new.events if a.event.event_id == event.event_id)
+    effect = Effect(event, state.status, new.status, mine.applied, mine.note, new.version)
+    return new, [effect]
+
+
+def register_checkout(state: TxState | None, checkout: Checkout) -> TxState:
+    """Attach the expected payment; the first registration wins, a repeat changes nothing."""
+    state = state or TxState(checkout.provider, checkout.external_id)
+    if state.checkout is not None:
+        return state
+    new = fold(state, checkout, tuple(a.event for a in state.events))
+    return replace(new, version=state.version + 1, updated_at=_latest(state, checkout.created_at))
+
+
+def fold(base: TxState, checkout: Checkout | None, events: tuple[PaymentEvent, ...]) -> TxState:
+    status, amount, currency, order_id, late = S.NEW, None, None, None, False
+    if checkout is not None:
+        currency, order_id = checkout.currency, checkout.order_id
+    seen: list[Applied] = []
+    for e in sorted(events, key=order_key):
+        target = reconcile(e, checkout)
+        order_id = order_id or e.order_id
+        if e.amount is not None and e.status in _PAID:
+            amount, currency = e.amount, e.currency or currency
+        if target == status:
+            seen.append(Applied(e, True, target))
+        elif target in ALLOWED[status]:
+            note = ""
+            if status is S.EXPIRED and target in _PAID:
+                late, note = True, "late payment after expiry"
+            seen.append(Applied(e, True, target, note))
+            status = target
+        else:
+            seen.append(Applied(e, False, target, f"impossible transition {status} -> {target}"))
+    return replace(
+        base,
+        status=status,
+        amount=amount,
+        currency=currency,
+        order_id=order_id,
+        checkout=checkout,
+        late=late,
+        events=tuple(seen),
+    )
+
+
+def reconcile(e: PaymentEvent, checkout: Checkout | None) -> Status:
+    """A paid event whose amount differs from the checkout's becomes under- or overpaid."""
+    if (
+        checkout is None
+        or e.amount is None
+        or e.status not in (S.CONFIRMED, S.COMPLETED)
+        or (e.currency or "").upper() != checkout.currency.upper()
+    ):
+        return e.status
+    if e.amount < checkout.amount:
+        return S.UNDERPAID
+    if e.amount > checkout.amount:
+        return S.OVERPAID
+    return e.status
+
+
+def _receipt(e: PaymentEvent) -> datetime:
+    return e.received_at or e.occurred_at
+
+
+def _latest(state: TxState, ts: datetime) -> datetime:
+    """The newest receipt seen: a function of the event set, so arrival order cannot change it."""
+    return ts if state.updated_at is None else max(state.updated_at, ts)
+
+
+def _ts(text: str | None) -> datetime | None:
+    return None if text is None else parse_iso(text)

@@ -1,0 +1,16 @@
+"""JWT-signed generic events: the body is the project's generic event (see ``standard``).
+
+Dedup id: the body's ``id``. The bearer token itself is not kept: it is a credential.
+"""
+
+from __future__ import annotations
+
+from pipeline.envelope import RawWebhook
+from streams.model import PaymentEvent
+from streams.providers._json import load_object, text
+from streams.providers.standard import generic_event
+
+
+def normalize(raw: RawWebhook) -> list[PaymentEvent]:
+    doc = load_object(raw.body)
+    return [generic_event(doc, f"jwt:{text(doc, 'id')}", "jwt")]

@@ -1,0 +1,114 @@
+"""NOWPayments IPN: ``{payment_id, payment_status, price_amount, price_currency, pay_amount,
+actually_paid, pay_currency, order_id, updated_at, ...}``.
+
+No event id: the dedup id is ``payment_id:payment_status:updated_at`` (a redelivered IPN repeats
+all three). Payment id: ``payment_id``. Time: ``updated_at``, epoch milliseconds as a number or
+string, or an ISO 8601 string. Numbers are read as Decimal from their JSON text, never as float.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from pipeline.envelope import RawWebhook
+from streams.errors import NormalizeError
+from streams.model import PaymentEvent, Status
+from streams.providers._json import decimal, opt_text, text, timestamp
+
+STATUS = {
+    "waiting": Status.NEW,  # created, waiting for the customer to send funds
+    "confirming": Status.PENDING,  # funds seen on chain, not yet confirmed
+    "confirmed": Status.CONFIRMED,
+    "sending": Status.CONFIRMED,  # confirmed, being forwarded to the merchant's wallet
+    "partially_paid": Status.UNDERPAID,
+    "finished": Status.COMPLETED,
+    "failed": Status.FAILED,
+    "refunded": Status.REFUNDED,
+    "expired": Status.EXPIRED,
+}
+_MAX_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
+
+
+def normalize(raw: RawWebhook) -> list[PaymentEvent]:
+    doc = _load(raw.body)
+    payment_id = text(doc, "payment_id")
+    pstatus = text(doc, "payment_status")
+    if pstatus not in STATUS:
+        raise NormalizeError(f"unknown nowpayments payment_status {pstatus[:60]!r}")
+    updated = doc.get("updated_at")
+    amount, currency = _amount(doc)
+    return [
+        PaymentEvent(
+            event_id=f"nowpayments:{payment_id}:{pstatus}:{_plain(updated)}",
+            provider="nowpayments",
+            external_id=payment_id,
+            status=STATUS[pstatus],
+            occurred_at=_updated_at(updated),
+            provider_status=pstatus,
+            amount=amount,
+            currency=currency,
+            order_id=opt_text(doc, "order_id"),
+        )
+    ]
+
+
+def _load(body: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(body, parse_float=Decimal, parse_constant=_no_constant)
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError included
+        raise NormalizeError("body is not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise NormalizeError("body is not a JSON object")
+    return doc
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _number(doc: dict[str, Any], key: str) -> Decimal | None:
+    value = doc.get(key)
+    if value is None or value == "":
+        return None
+    return decimal(str(value) if isinstance(value, Decimal) else value, key)
+
+
+def _amount(doc: dict[str, Any]) -> tuple[Decimal | None, str | None]:
+    """What was actually paid, else the price, else the amount asked in the pay currency."""
+    paid = _number(doc, "actually_paid")
+    if paid:
+        return paid, _currency(doc, "pay_currency")
+    price = _number(doc, "price_amount")
+    if price is not None:
+        return price, _currency(doc, "price_currency")
+    asked = _number(doc, "pay_amount")
+    return (asked, _currency(doc, "pay_currency")) if asked is not None else (None, None)
+
+
+def _currency(doc: dict[str, Any], key: str) -> str:
+    return text(doc, key).upper()
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal) or value == "":
+        raise NormalizeError("missing updated_at")
+    out = str(value)
+    if len(out) > 64:
+        raise NormalizeError("field 'updated_at' is too long")
+    return out
+
+
+def _updated_at(value: Any) -> datetime:
+    if isinstance(value, str) and not value.isdigit():
+        return timestamp(value, "updated_at")
+    try:
+        number = Decimal(value)
+    except ArithmeticError:  # decimal.InvalidOperation
+        raise NormalizeError("updated_at is not a timestamp") from None
+    if not (number.is_finite() and 0 <= number <= _MAX_MS):
+        raise NormalizeError("updated_at is out of range")
+    ms = int(number)
+    return datetime.fromtimestamp(ms // 1000, tz=UTC) + timedelta(milliseconds=ms % 1000)

@@ -1,0 +1,58 @@
+"""Session fixtures: the real stack (Kafka, Postgres, ClickHouse, ingest, streams, sinks),
+started once by the same launcher as ``make up``, in a fresh run folder."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import clickhouse_connect
+import httpx
+import pytest
+
+from pipeline.settings import Settings, load_settings
+from stack import launcher
+
+RUN_DIR = Path(__file__).resolve().parents[2] / ".run" / "test"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return load_settings()
+
+
+@pytest.fixture(scope="session")
+def stack(settings: Settings) -> Iterator[launcher.StackInfo]:
+    launcher.down(RUN_DIR)
+    shutil.rmtree(RUN_DIR, ignore_errors=True)
+    info = launcher.up(RUN_DIR, settings)
+    try:
+        yield info
+    finally:
+        launcher.down(RUN_DIR)
+
+
+@pytest.fixture(scope="session")
+async def pg(stack: launcher.StackInfo) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(stack.postgres_dsn, min_size=1, max_size=4)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
+def ch(stack: launcher.StackInfo) -> clickhouse_connect.driver.Client:
+    return clickhouse_connect.get_client(dsn=stack.clickhouse_url)
+
+
+@pytest.fixture(scope="session")
+async def api(stack: launcher.StackInfo) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack.ingest_url, timeout=10) as client:
+        yield client
