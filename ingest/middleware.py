@@ -6,6 +6,7 @@ import re
 import uuid
 
 from litestar.datastructures import MutableScopeHeaders
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 _SAFE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -13,7 +14,7 @@ _SAFE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 def RequestIdMiddleware(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
         given = next((v.decode() for k, v in scope["headers"] if k == b"x-request-id"), "")

@@ -20,7 +20,7 @@ class Backoff:
     def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
         """Seconds to wait before retry number ``attempt`` (1-based): full jitter."""
         cap = min(self.max_s, self.base_s * (2 ** (attempt - 1)))
-        return cap * rand()
+        return float(cap * rand())
 
 
 async def retry(

@@ -67,7 +67,6 @@ async def run_sink(
     stop: asyncio.Event,
 ) -> None:
     """Consume, write in batches, commit after each successful write, until ``stop`` is set."""
-    await sink.start()
     try:
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=flush_interval_ms, max_records=batch_size)
@@ -111,6 +110,21 @@ async def _write_until_done(
             len(records),
             (time.monotonic() - started) * 1000,
         )
+        return
+
+
+async def start_sink(sink: Sink, backoff: Backoff, stop: asyncio.Event) -> None:
+    """Start a sink (connect, migrate), retrying while its database is unreachable."""
+    attempt = 0
+    while not stop.is_set():
+        try:
+            await sink.start()
+        except SinkUnavailable as exc:
+            attempt += 1
+            if attempt == 1:
+                log.warning("sink %s cannot start yet, retrying: %s", sink.name, exc)
+            await asyncio.sleep(backoff.delay(attempt))
+            continue
         return
 
 

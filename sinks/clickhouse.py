@@ -117,7 +117,11 @@ class ClickHouseSink:
         self._client: Any = None
 
     async def start(self) -> None:
-        return None
+        """Connect and create the tables."""
+        try:
+            await self._ensure()
+        except (ClickHouseError, OSError) as exc:
+            raise SinkUnavailable(f"clickhouse: {type(exc).__name__}: {str(exc)[:200]}") from exc
 
     async def _ensure(self) -> Any:
         if self._client is None:

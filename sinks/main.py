@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer
 from pipeline.logs import configure_logging
 from pipeline.retry import Backoff
 from pipeline.settings import ConfigError, Settings, load_settings
-from sinks.base import Sink, run_sink
+from sinks.base import Sink, run_sink, start_sink
 from sinks.clickhouse import ClickHouseSink
 from sinks.postgres import PostgresSink
 
@@ -54,7 +54,8 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     backoff = Backoff(cfg.retry_base_s, cfg.retry_max_s, attempts=0)
-    for _, consumer in pairs:
+    for sink, consumer in pairs:
+        await start_sink(sink, backoff, stop)
         await consumer.start()
     logging.getLogger("sinks").info("sinks ready")
     try:

@@ -144,7 +144,11 @@ class PostgresSink:
         self._conn: asyncpg.Connection | None = None
 
     async def start(self) -> None:
-        return None  # connects on first write, so that an outage at start is retried like any
+        """Connect and run the migrations."""
+        try:
+            await self._connection()
+        except _DOWN as exc:
+            raise SinkUnavailable(f"postgres: {type(exc).__name__}: {exc}") from exc
 
     async def _connection(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():

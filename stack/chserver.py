@@ -22,7 +22,7 @@ def main() -> None:
     os.chdir(home)
     import chdb._chdb as engine  # heavy import: only in this process
 
-    engine.query(
+    engine.query(  # type: ignore[attr-defined]
         "SYSTEM START LISTEN HTTP; SELECT max(sleepEachRow(1)) FROM numbers(1000000000) "
         "SETTINGS max_block_size = 1",
         "TabSeparated",

@@ -107,14 +107,15 @@ async def main_async(settings: Settings, count: int) -> int:
     )
     await conn.close()
     ch = clickhouse_connect.get_client(dsn=info.clickhouse_url)
-    ch_counts = dict(
-        ch.query(
+    ch_counts: dict[str, int] = {
+        str(prov): int(n)
+        for prov, n in ch.query(
             "SELECT provider, count() FROM payment_events FINAL "
             "WHERE external_id IN {ids:Array(String)} "
             "GROUP BY provider",
             parameters={"ids": ids},
         ).result_rows
-    )
+    }
     ch_lat = ch.query(
         "SELECT quantile(0.5)(dateDiff('millisecond', received_at, processed_at)), "
         "quantile(0.99)(dateDiff('millisecond', received_at, processed_at)) FROM payment_events "

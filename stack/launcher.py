@@ -6,11 +6,14 @@ Every part runs on a free port on 127.0.0.1 with its data under the run folder (
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -173,7 +176,7 @@ def _start_services(info: StackInfo, run_dir: Path, logs: Path, ingest_port: int
         "PIPELINE_STREAMS__DATA_DIR": str(run_dir / "streams-data"),
         "PYTHONUNBUFFERED": "1",
     }
-    ready = {
+    ready: dict[str, Callable[[Path], bool]] = {
         "ingest": lambda log: services.http_ok(f"{info.ingest_url}/health"),
         "streams": lambda log: _log_says(log, "[^Worker]: Ready"),
         "sinks": lambda log: _log_says(log, "sinks ready"),
@@ -185,7 +188,8 @@ def _start_services(info: StackInfo, run_dir: Path, logs: Path, ingest_port: int
         info.parts[name] = Part(
             name, child.pid, ingest_port if name == "ingest" else 0, log=str(log)
         )
-        proc.wait_until(name, lambda log=log, name=name: ready[name](log), child, log, timeout=120)
+        check: Callable[[], bool] = functools.partial(ready[name], log)
+        proc.wait_until(name, check, child, log, timeout=120)
         info.parts[name].start_s = round(time.monotonic() - started, 2)
 
 

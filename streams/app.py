@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import faust
 import orjson
 from aiokafka.errors import KafkaError
+from faust.types import EventT, TableT
 
 from pipeline.dlq import dead_letter
 from pipeline.envelope import KIND_CHECKOUT, RawWebhook
@@ -63,7 +65,7 @@ def create_app(settings: Settings) -> faust.App:
     raw_topic, events_topic = topic(t.raw), topic(t.events)
     state_topic, transitions_topic, dlq_topic = topic(t.state), topic(t.transitions), topic(t.dlq)
 
-    def table(name: str) -> faust.TableT:
+    def table(name: str) -> TableT[bytes, bytes]:
         # bytes key and value: the changelog stores them raw, orjson does the encoding
         return app.Table(
             name, default=None, key_type=bytes, value_type=bytes, partitions=t.partitions
@@ -79,7 +81,7 @@ def create_app(settings: Settings) -> faust.App:
 
         await retry(once, policy, (KafkaError, OSError))
 
-    async def to_dlq(event: faust.EventT, stage: str, exc: BaseException) -> None:
+    async def to_dlq(event: EventT[bytes], stage: str, exc: BaseException) -> None:
         m = event.message
         reason = f"{type(exc).__name__}: {exc}"
         log.warning(
@@ -98,12 +100,14 @@ def create_app(settings: Settings) -> faust.App:
             offset=m.offset,
             key=m.key,
             value=m.value,
-            headers=m.headers or [],
+            headers=_header_list(m.headers),
             failed_at_ms=int(time.time() * 1000),
         )
         await send(dlq_topic, m.key or b"", orjson.dumps(record))
 
-    async def guarded(event: faust.EventT, stage: str, step: Callable[[], Awaitable[None]]) -> None:
+    async def guarded(
+        event: EventT[bytes], stage: str, step: Callable[[], Awaitable[None]]
+    ) -> None:
         """Bad input is data: any failure of one record sends it to the DLQ, the stream goes on."""
         try:
             await step()
@@ -116,8 +120,10 @@ def create_app(settings: Settings) -> faust.App:
     async def normalize_agent(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
 
-            async def step(event: faust.EventT = event) -> None:
-                raw = RawWebhook.from_kafka(event.message.value, event.message.headers or [])
+            async def step(event: EventT[bytes] = event) -> None:
+                raw = RawWebhook.from_kafka(
+                    event.message.value, _header_list(event.message.headers)
+                )
                 if raw.kind == KIND_CHECKOUT:
                     c = parse_checkout(raw)
                     await send(events_topic, c.tx_key.encode(), codec.encode_checkout(c))
@@ -131,9 +137,9 @@ def create_app(settings: Settings) -> faust.App:
     async def apply_agent(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
 
-            async def step(event: faust.EventT = event) -> None:
+            async def step(event: EventT[bytes] = event) -> None:
                 key = event.message.key or b""
-                record = codec.decode(event.message.value)
+                record = codec.decode(event.message.value or b"")
                 current = tx_table.get(key)
                 state = machine.TxState.from_dict(orjson.loads(current)) if current else None
                 if isinstance(record, Checkout):
@@ -164,3 +170,9 @@ def create_app(settings: Settings) -> faust.App:
             await guarded(event, "apply", step)
 
     return app
+
+
+def _header_list(headers: Any) -> list[tuple[str, bytes]]:
+    if not headers:
+        return []
+    return list(headers.items()) if isinstance(headers, Mapping) else list(headers)

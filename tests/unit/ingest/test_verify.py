@@ -58,9 +58,13 @@ def pem_private(key: Any) -> bytes:
 
 
 def pem_public(key: Any) -> str:
-    return key.public_key().public_bytes(  # type: ignore[no-any-return]
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    return (
+        key.public_key()
+        .public_bytes(  # type: ignore[no-any-return]
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        .decode()
+    )
 
 
 def whsec(raw: bytes) -> str:
@@ -81,7 +85,9 @@ def settings(tag: str, merchant: str = "merchant-1") -> ProviderSettings:
             secrets=[SecretStr(f"{tag}-coinpayments-secret")], merchant_id=merchant
         ),
         standard=SecretsProvider(secrets=[SecretStr(whsec(f"{tag}-standard-key".encode()))]),
-        jwt=JwtProvider(keys=[JwtKey(alg="HS256", secret=SecretStr(f"{tag}-jwt-hs256-" + "x" * 32))]),
+        jwt=JwtProvider(
+            keys=[JwtKey(alg="HS256", secret=SecretStr(f"{tag}-jwt-hs256-" + "x" * 32))]
+        ),
     )
 
 
@@ -328,7 +334,9 @@ def test_standard_accepts_what_the_reference_library_signs() -> None:
     secret = OURS.standard.secrets[0].get_secret_value()
     body = b'{"id":"evt_1","type":"payment.pending"}'
     now = time.time()
-    sig = standardwebhooks.Webhook(secret).sign("msg_1", datetime.fromtimestamp(now, UTC), body.decode())
+    sig = standardwebhooks.Webhook(secret).sign(
+        "msg_1", datetime.fromtimestamp(now, UTC), body.decode()
+    )
     headers = {"webhook-id": "msg_1", "webhook-timestamp": str(int(now)), "webhook-signature": sig}
     StandardWebhookVerifier([secret], clock=lambda: now).verify(body, headers)
 
@@ -429,8 +437,7 @@ def b64url(raw: bytes) -> str:
 def test_jwt_hs256_signed_with_the_public_key_as_secret_is_refused() -> None:
     body = b"{}"
     signing_input = ".".join(
-        b64url(json.dumps(part).encode())
-        for part in ({"alg": "HS256", "typ": "JWT"}, claims(body))
+        b64url(json.dumps(part).encode()) for part in ({"alg": "HS256", "typ": "JWT"}, claims(body))
     )
     mac = hmac.new(RS.key.encode(), signing_input.encode(), hashlib.sha256).digest()
     token = f"{signing_input}.{b64url(mac)}"

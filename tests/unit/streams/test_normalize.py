@@ -81,9 +81,7 @@ def test_every_provider_is_registered() -> None:
     assert sorted(NORMALIZERS) == sorted(PROVIDERS)
 
 
-@pytest.mark.parametrize(
-    ("provider", "status"), [(p, s) for p in PROVIDERS for s in SUPPORTED[p]]
-)
+@pytest.mark.parametrize(("provider", "status"), [(p, s) for p in PROVIDERS for s in SUPPORTED[p]])
 def test_factory_request_normalizes_back_to_the_same_facts(provider: str, status: str) -> None:
     ev = sample(provider, status)
     out = from_factory(ev)
@@ -172,7 +170,9 @@ def test_btcpay_dedups_on_the_original_delivery() -> None:
 def test_btcpay_payment_amount_and_order_id() -> None:
     payment = {"id": "tx-0", "value": "0.00051", "fee": "0.0", "status": "Settled"}
     for method in ({"paymentMethodId": "BTC-CHAIN"}, {"paymentMethod": "BTC"}):
-        body = btcpay("InvoiceReceivedPayment", payment=payment, metadata={"orderId": "o-9"}, **method)
+        body = btcpay(
+            "InvoiceReceivedPayment", payment=payment, metadata={"orderId": "o-9"}, **method
+        )
         out = one("btcpay", body)
         assert (out.amount, out.currency, out.order_id) == (Decimal("0.00051"), "BTC", "o-9")
 
@@ -369,7 +369,11 @@ def test_standard_dedups_on_the_webhook_id_header() -> None:
     body = json.dumps(generic()).encode()
     out = one("standard", body, {"webhook-id": "msg_9", "webhook-timestamp": "1"})
     assert out.event_id == "standard:msg_9"
-    assert (out.external_id, out.status, out.amount) == ("pay_1", Status.COMPLETED, Decimal("12.50"))
+    assert (out.external_id, out.status, out.amount) == (
+        "pay_1",
+        Status.COMPLETED,
+        Decimal("12.50"),
+    )
     assert out.occurred_at == OCCURRED
 
 

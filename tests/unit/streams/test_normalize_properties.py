@@ -61,8 +61,10 @@ SCALARS = (
 )  # fmt: skip
 JSONISH = st.recursive(
     SCALARS,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=8), inner, max_size=6),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=8), inner, max_size=6)
+    ),
     max_leaves=25,
 )
 
@@ -169,7 +171,11 @@ def test_any_factory_event_normalizes_back(provider: str, data: st.DataObject) -
     received = int(ev.occurred_at.timestamp() * 1000)
     raw = RawWebhook("r", provider, received, body, headers)
     [out] = normalize(raw)
-    assert (out.external_id, out.status, out.order_id) == (ev.external_id, Status(ev.status), ev.order_id)
+    assert (out.external_id, out.status, out.order_id) == (
+        ev.external_id,
+        Status(ev.status),
+        ev.order_id,
+    )
     assert out.event_id == expected_event_id(ev)
     assert out.occurred_at == ev.occurred_at
     if out.amount is not None:
