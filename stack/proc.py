@@ -44,7 +44,9 @@ def spawn(
 ) -> subprocess.Popen[bytes]:
     """Start a child in its own session (it outlives ``make up``), output to ``log``."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
+    if log.exists():  # keep the previous run's log beside, so readiness reads only this run's
+        log.replace(log.with_suffix(".log.1"))
+    with log.open("wb") as out:
         return subprocess.Popen(
             list(cmd),
             stdout=out,

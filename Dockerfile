@@ -1,0 +1,16 @@
+# One image for the three services: ingest, streams and sinks (pick with the command).
+FROM python:3.11-slim AS base
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY pipeline ./pipeline
+COPY ingest ./ingest
+COPY streams ./streams
+COPY sinks ./sinks
+COPY stack ./stack
+COPY config ./config
+RUN pip install . && useradd --system --uid 10001 pipeline && mkdir -p /data && chown pipeline /data
+USER pipeline
+ENV PIPELINE_CONFIG=/app/config/compose.toml
+EXPOSE 8000
+CMD ["pipeline-ingest"]
