@@ -125,8 +125,33 @@ def pg_bin(name: str) -> str:
     return found
 
 
-def postgres_command(home: Path, port: int) -> list[str]:
+def postgres_home(run_home: Path) -> Path:
+    """Where the cluster lives. As root the server runs as ``postgres``, which may not reach a
+    run folder under a private directory (``/root``, pytest's tmp): then the cluster lives in
+    a folder of its own under /var/tmp, tied to this run folder by a pointer file, and wiped
+    when the run folder is new."""
+    if os.geteuid() != 0:
+        return run_home
+    pointer = run_home.with_suffix(".home")
+    run_home.mkdir(parents=True, exist_ok=True)
+    pw = pwd.getpwnam("postgres")
+    os.chown(run_home, pw.pw_uid, pw.pw_gid)
+    reachable = subprocess.run(_as_postgres(["test", "-w", str(run_home)]), check=False)
+    if reachable.returncode == 0:
+        return run_home
+    if pointer.exists():
+        return Path(pointer.read_text().strip())
+    home = Path("/var/tmp/checkout-pipeline-pg") / uuid.uuid4().hex[:12]
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    os.chown(home, pw.pw_uid, pw.pw_gid)
+    pointer.write_text(str(home))
+    return home
+
+
+def postgres_command(run_home: Path, port: int) -> list[str]:
     """initdb once (as the postgres user when we are root); the server's command line."""
+    home = postgres_home(run_home)
     data = home / "data"
     if not (data / "PG_VERSION").exists():
         home.mkdir(parents=True, exist_ok=True)
