@@ -16,14 +16,17 @@ from litestar import Litestar, Request, Response, get, post
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, NotFoundException
+from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_202_ACCEPTED
 
 from ingest.errors import BrokerUnavailable
+from ingest.intake import Unreadable, WrongMediaType, check_content_type, check_readable
 from ingest.middleware import RequestIdMiddleware
 from ingest.transactions import fetch_transaction
 from ingest.verify.base import SignatureError, Verifier
+from ingest.verify.nowpayments import NOT_JSON
 from ingest.verify.registry import build_verifiers
-from ingest.writer import RawWriter
+from ingest.writer import RawWriter, Writer
 from pipeline.envelope import KIND_CHECKOUT, RawWebhook
 from pipeline.settings import Settings
 from streams.model import PROVIDERS
@@ -48,7 +51,7 @@ def _now_ms() -> int:
 
 
 async def _write(state: State, raw: RawWebhook) -> Response[dict[str, str]]:
-    writer: RawWriter = state.writer
+    writer: Writer = state.writer
     try:
         await writer.write(raw)
     except BrokerUnavailable as exc:
@@ -63,32 +66,61 @@ async def _write(state: State, raw: RawWebhook) -> Response[dict[str, str]]:
 
 @post("/webhooks/{provider:str}", status_code=HTTP_202_ACCEPTED)
 async def receive_webhook(
-    provider: str, request: Request[Any, Any, Any], state: State
+    provider: FromPath[str], request: Request[Any, Any, Any], state: State
 ) -> Response[dict[str, str]]:
-    verifiers: dict[str, Verifier] = state.verifiers
-    verifier = verifiers.get(provider)
+    """Verify, bound, write the raw request to Kafka; 202 only after the broker's ack."""
+    verifier: Verifier | None = state.verifiers.get(provider)
     if verifier is None:
         raise NotFoundException(detail=f"unknown provider {provider[:40]!r}")
+    headers = _headers(request)
+    try:
+        check_content_type(provider, headers.get("content-type"))
+    except WrongMediaType as exc:
+        log.info("webhook rejected", provider=provider, reason=str(exc), status=415)
+        raise HTTPException(status_code=415, detail=str(exc)) from None
     body = await request.body()
     if not body:
         raise HTTPException(status_code=400, detail="empty body")
-    headers = _headers(request)
-    request_id = request.scope.get("state", {}).get("request_id", "")
     try:
         verifier.verify(body, headers)
     except SignatureError as exc:
-        log.info("webhook rejected", provider=provider, reason=exc.reason, request_id=request_id)
-        raise HTTPException(status_code=401, detail=f"signature rejected: {exc.reason}") from None
-    kept = {h: headers[h] for h in verifier.kept_headers if h in headers}
-    if "content-type" in headers:
-        kept["content-type"] = headers["content-type"][:100]
-    raw = RawWebhook(uuid.uuid4().hex, provider, _now_ms(), body, kept, request_id=request_id)
+        status = 400 if exc.reason == NOT_JSON else 401
+        log.info("webhook rejected", provider=provider, reason=exc.reason, status=status)
+        raise HTTPException(
+            status_code=status, detail=f"signature rejected: {exc.reason}"
+        ) from None
+    kept = {h: headers[h] for h in (*verifier.kept_headers, "content-type") if h in headers}
+    raw = RawWebhook(uuid.uuid4().hex, provider, _now_ms(), body, kept, request_id=_rid(request))
+    try:
+        check_readable(provider, body)
+    except Unreadable as exc:
+        # authentic but unreadable: a clear 400 for the sender, and the request kept as a
+        # dead letter so that nothing authentic is lost
+        log.info("webhook unreadable", provider=provider, reason=str(exc), status=400)
+        await _dead_letter(state, raw, str(exc))
+        raise HTTPException(status_code=400, detail=f"unreadable body: {exc}") from None
     return await _write(state, raw)
+
+
+async def _dead_letter(state: State, raw: RawWebhook, reason: str) -> None:
+    writer: Writer = state.writer
+    try:
+        await writer.write_dead_letter(raw, reason)
+    except BrokerUnavailable:
+        raise HTTPException(
+            status_code=503,
+            detail="broker unavailable, retry later",
+            headers={"Retry-After": str(state.retry_after_s)},
+        ) from None
+
+
+def _rid(request: Request[Any, Any, Any]) -> str:
+    return str(request.scope.get("state", {}).get("request_id", ""))
 
 
 @post("/checkouts", status_code=HTTP_202_ACCEPTED)
 async def register_checkout(
-    data: CheckoutIn, request: Request[Any, Any, Any], state: State
+    data: JSONBody[CheckoutIn], request: Request[Any, Any, Any], state: State
 ) -> Response[dict[str, str]]:
     if data.provider not in PROVIDERS:
         raise HTTPException(status_code=400, detail=f"unknown provider {data.provider[:40]!r}")
@@ -103,7 +135,9 @@ async def register_checkout(
 
 
 @get("/transactions/{provider:str}/{external_id:str}")
-async def get_transaction(provider: str, external_id: str, state: State) -> dict[str, Any]:
+async def get_transaction(
+    provider: FromPath[str], external_id: FromPath[str], state: State
+) -> dict[str, Any]:
     if provider not in PROVIDERS:
         raise NotFoundException(detail=f"unknown provider {provider[:40]!r}")
     pool = await _pool(state)
@@ -120,7 +154,7 @@ async def health() -> dict[str, str]:
 
 @get("/ready")
 async def ready(state: State) -> Response[dict[str, str]]:
-    writer: RawWriter = state.writer
+    writer: Writer = state.writer
     if await writer.ready():
         return Response({"status": "ready"})
     return Response({"detail": "Kafka unreachable"}, status_code=503)
@@ -138,10 +172,10 @@ async def _pool(state: State) -> asyncpg.Pool:
     return pool
 
 
-def create_app(settings: Settings, writer: RawWriter | None = None) -> Litestar:
+def create_app(settings: Settings, writer: Writer | None = None) -> Litestar:
     cfg = settings.ingest
-    the_writer = writer or RawWriter(
-        settings.kafka.bootstrap, settings.topics.raw, cfg.produce_timeout_s
+    the_writer: Writer = writer or RawWriter(
+        settings.kafka.bootstrap, settings.topics.raw, settings.topics.dlq, cfg.produce_timeout_s
     )
 
     @asynccontextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 
+import structlog
 from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,6 +21,8 @@ def RequestIdMiddleware(app: ASGIApp) -> ASGIApp:
         given = next((v.decode() for k, v in scope["headers"] if k == b"x-request-id"), "")
         request_id = given if _SAFE.match(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -8,19 +8,35 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Protocol
 
+import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from ingest.errors import BrokerUnavailable
+from pipeline.dlq import dead_letter
 from pipeline.envelope import RawWebhook
 
 log = logging.getLogger("ingest.writer")
 
 
+class Writer(Protocol):
+    """Where ingest puts what it accepted; ``write`` returns only after a durable ack."""
+
+    async def write(self, raw: RawWebhook) -> None: ...
+
+    async def write_dead_letter(self, raw: RawWebhook, reason: str) -> None: ...
+
+    async def ready(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
 class RawWriter:
-    def __init__(self, bootstrap: str, topic: str, timeout_s: float) -> None:
+    def __init__(self, bootstrap: str, topic: str, dlq_topic: str, timeout_s: float) -> None:
         self._bootstrap, self._topic, self._timeout = bootstrap, topic, timeout_s
+        self._dlq_topic = dlq_topic
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
 
@@ -44,12 +60,25 @@ class RawWriter:
                 self._producer = p
         return self._producer
 
-    async def write(self, raw: RawWebhook, key: bytes | None = None) -> None:
+    async def write(self, raw: RawWebhook) -> None:
+        """The raw request to the raw topic; returns once the broker acknowledged it."""
+        await self._send(self._topic, raw.id.encode(), raw.body, raw.to_kafka_headers())
+
+    async def write_dead_letter(self, raw: RawWebhook, reason: str) -> None:
+        """An authentic request that cannot be read: kept on the dead-letter topic."""
+        record = dead_letter(
+            stage="ingest", reason=reason, topic=self._topic, partition=-1, offset=-1,
+            key=raw.id.encode(), value=raw.body, headers=raw.to_kafka_headers(),
+            failed_at_ms=raw.received_at_ms, dead_letter_id=f"ingest:{raw.id}",
+        )  # fmt: skip
+        await self._send(self._dlq_topic, raw.id.encode(), orjson.dumps(record), [])
+
+    async def _send(
+        self, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
         producer = await self._ensure()
         try:
-            fut = await producer.send(
-                self._topic, raw.body, key=key or raw.id.encode(), headers=raw.to_kafka_headers()
-            )
+            fut = await producer.send(topic, value, key=key, headers=headers)
             await asyncio.wait_for(fut, self._timeout)
         except (KafkaError, OSError, TimeoutError) as exc:
             log.warning("kafka write failed: %s", type(exc).__name__)
@@ -67,3 +96,28 @@ class RawWriter:
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
+
+
+class MemoryWriter:
+    """In-memory double of RawWriter: keeps what it was given; ``down`` makes it refuse."""
+
+    def __init__(self) -> None:
+        self.raw: list[RawWebhook] = []
+        self.dead: list[tuple[RawWebhook, str]] = []
+        self.down = False
+
+    async def write(self, raw: RawWebhook) -> None:
+        if self.down:
+            raise BrokerUnavailable("Kafka unreachable: test double is down")
+        self.raw.append(raw)
+
+    async def write_dead_letter(self, raw: RawWebhook, reason: str) -> None:
+        if self.down:
+            raise BrokerUnavailable("Kafka unreachable: test double is down")
+        self.dead.append((raw, reason))
+
+    async def ready(self) -> bool:
+        return not self.down
+
+    async def close(self) -> None:
+        return None

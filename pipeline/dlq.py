@@ -19,8 +19,12 @@ def dead_letter(
     headers: Iterable[tuple[str, bytes]],
     failed_at_ms: int,
     attempts: int = 1,
+    dead_letter_id: str | None = None,
 ) -> dict[str, Any]:
+    """One dead letter; its id is stable for a given source record and stage (so a
+    redelivered failure is the same dead letter)."""
     return {
+        "id": dead_letter_id or f"{topic}:{partition}:{offset}:{stage}",
         "stage": stage,
         "reason": reason[:2000],
         "attempts": attempts,

@@ -29,14 +29,15 @@ DDL: list[str] = [
     """,
     """
     CREATE TABLE IF NOT EXISTS dead_letters (
+        id               String,
         source_topic     String,
-        source_partition UInt32,
-        source_offset    UInt64,
+        source_partition Int32,
+        source_offset    Int64,
         stage            LowCardinality(String),
         reason           String,
         provider         String,
         failed_at        DateTime64(3, 'UTC')
     ) ENGINE = ReplacingMergeTree
-    ORDER BY (source_topic, source_partition, source_offset, stage)
+    ORDER BY id
     """,
 ]

@@ -45,6 +45,7 @@ EVENT_COLUMNS = [
     "raw_id",
 ]
 DLQ_COLUMNS = [
+    "id",
     "source_topic",
     "source_partition",
     "source_offset",
@@ -90,6 +91,7 @@ def dlq_row(d: dict[str, Any]) -> list[Any]:
             provider = base64.b64decode(v).decode(errors="replace")
     src = d["source"]
     return [
+        d["id"],
         src["topic"],
         src["partition"],
         src["offset"],

@@ -56,7 +56,8 @@ class StandardWebhookVerifier:
         if not _TIMESTAMP.fullmatch(ts):
             raise SignatureError("malformed webhook-timestamp header")
         check_fresh(float(ts), self._clock())
-        given = [s.encode() for v, _, s in (e.partition(",") for e in header.split()) if v == "v1"]
+        entries = (e.partition(",") for e in header.split(" "))  # the spec: space-separated
+        given = [sig.encode() for version, _, sig in entries if version == "v1"]
         if not given:
             raise SignatureError("malformed signature header")
         content = f"{msg_id}.{ts}.".encode() + body
