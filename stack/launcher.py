@@ -7,10 +7,11 @@ Every part runs on a free port on 127.0.0.1 with its data under the run folder (
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import os
+import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from pipeline.settings import Settings
 from stack import proc, services
+from stack.errors import StartError
 
 logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # its connect retries while we poll
 
@@ -34,6 +36,7 @@ class Part:
     name: str
     pid: int
     port: int = 0
+    port2: int = 0
     start_s: float = 0.0
     log: str = ""
 
@@ -115,7 +118,6 @@ def up(run_dir: Path, settings: Settings, services_too: bool = True) -> StackInf
     if current:
         down(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    logs = run_dir / "logs"
     kafka_port, ctl_port, pg_port, ch_port, ingest_port = (proc.free_port() for _ in range(5))
     info = StackInfo(
         run_dir=str(run_dir),
@@ -124,11 +126,12 @@ def up(run_dir: Path, settings: Settings, services_too: bool = True) -> StackInf
         clickhouse_url=f"http://127.0.0.1:{ch_port}",
         ingest_url=f"http://127.0.0.1:{ingest_port}",
     )
+    ports = {"kafka": (kafka_port, ctl_port), "postgres": (pg_port, 0), "clickhouse": (ch_port, 0)}
     try:
-        _start_infra(info, run_dir, logs, kafka_port, ctl_port, pg_port, ch_port)
+        _start_infra(info, ports)
         proc.run_sync(lambda: create_topics(info.kafka_bootstrap, settings))
         if services_too:
-            _start_services(info, run_dir, logs, ingest_port)
+            _start_services(info)
     except BaseException:
         info.save()
         down(run_dir)
@@ -137,59 +140,97 @@ def up(run_dir: Path, settings: Settings, services_too: bool = True) -> StackInf
     return info
 
 
-def _start_infra(
-    info: StackInfo,
-    run_dir: Path,
-    logs: Path,
-    kafka_port: int,
-    ctl_port: int,
-    pg_port: int,
-    ch_port: int,
-) -> None:
-    commands = {
-        "kafka": (services.kafka_command(run_dir / "kafka", kafka_port, ctl_port), kafka_port),
-        "postgres": (services.postgres_command(run_dir / "postgres", pg_port), pg_port),
-        "clickhouse": (services.clickhouse_command(run_dir / "clickhouse", ch_port), ch_port),
+def _infra_command(info: StackInfo, name: str) -> list[str]:
+    run_dir, part = Path(info.run_dir), info.parts[name]
+    if name == "kafka":
+        return services.kafka_command(run_dir / "kafka", part.port, part.port2)
+    if name == "postgres":
+        return services.postgres_command(run_dir / "postgres", part.port)
+    return services.clickhouse_command(run_dir / "clickhouse", part.port)
+
+
+def _ready_check(info: StackInfo, name: str, log: Path) -> Callable[[], bool]:
+    checks: dict[str, Callable[[], bool]] = {
+        "kafka": lambda: _kafka_ready(info.kafka_bootstrap),
+        "postgres": lambda: services.postgres_ready(info.parts["postgres"].port),
+        "clickhouse": lambda: services.http_ok(f"{info.clickhouse_url}/ping", "Ok."),
+        "ingest": lambda: services.http_ok(f"{info.ingest_url}/health"),
+        "streams": lambda: _log_says(log, "[^Worker]: Ready"),
+        "sinks": lambda: _log_says(log, "sinks ready"),
     }
+    return checks[name]
+
+
+def _service_env(info: StackInfo) -> dict[str, str]:
+    return {
+        **os.environ,
+        **info.env(),
+        "PIPELINE_INGEST__PORT": info.ingest_url.rsplit(":", 1)[1],
+        "PIPELINE_STREAMS__DATA_DIR": str(Path(info.run_dir) / "streams-data"),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def _spawn(info: StackInfo, name: str) -> subprocess.Popen[bytes]:
+    log = Path(info.run_dir) / "logs" / f"{name}.log"
+    if name in INFRA:
+        child = proc.spawn(_infra_command(info, name), log, cwd=services.REPO)
+    else:
+        cmd = [sys.executable, "-m", f"{name}.main"]
+        child = proc.spawn(cmd, log, env=_service_env(info), cwd=services.REPO)
+    info.parts[name].pid, info.parts[name].log = child.pid, str(log)
+    return child
+
+
+def _start_infra(info: StackInfo, ports: dict[str, tuple[int, int]]) -> None:
     started = time.monotonic()
     children = {}
-    for name, (cmd, port) in commands.items():
-        log = logs / f"{name}.log"
-        children[name] = proc.spawn(cmd, log, cwd=services.REPO)
-        info.parts[name] = Part(name, children[name].pid, port, log=str(log))
-    checks = {
-        "kafka": lambda: _kafka_ready(info.kafka_bootstrap),
-        "postgres": lambda: services.postgres_ready(pg_port),
-        "clickhouse": lambda: services.http_ok(f"{info.clickhouse_url}/ping", "Ok."),
-    }
+    for name in INFRA:
+        info.parts[name] = Part(name, 0, *ports[name])
+        children[name] = _spawn(info, name)
     for name in INFRA:
         part = info.parts[name]
-        proc.wait_until(name, checks[name], children[name], Path(part.log), timeout=90)
+        check = _ready_check(info, name, Path(part.log))
+        proc.wait_until(name, check, children[name], Path(part.log), timeout=90)
         part.start_s = round(time.monotonic() - started, 2)
 
 
-def _start_services(info: StackInfo, run_dir: Path, logs: Path, ingest_port: int) -> None:
-    env = {
-        **os.environ,
-        **info.env(),
-        "PIPELINE_INGEST__PORT": str(ingest_port),
-        "PIPELINE_STREAMS__DATA_DIR": str(run_dir / "streams-data"),
-        "PYTHONUNBUFFERED": "1",
-    }
-    ready: dict[str, Callable[[Path], bool]] = {
-        "ingest": lambda log: services.http_ok(f"{info.ingest_url}/health"),
-        "streams": lambda log: _log_says(log, "[^Worker]: Ready"),
-        "sinks": lambda log: _log_says(log, "sinks ready"),
-    }
+def start_part(run_dir: Path, name: str, timeout: float = 120) -> float:
+    """(Re)start one part on its old port and wait until it answers; seconds it took."""
+    info = StackInfo.load(run_dir.resolve())
+    if info is None:
+        raise StartError(name, "the stack is not running")
+    part = info.parts.setdefault(name, Part(name, 0))
+    started = time.monotonic()
+    child = _spawn(info, name)
+    check = _ready_check(info, name, Path(part.log))
+    proc.wait_until(name, check, child, Path(part.log), timeout=timeout)
+    part.start_s = round(time.monotonic() - started, 2)
+    info.save()
+    return part.start_s
+
+
+def stop_part(run_dir: Path, name: str, sig: int = signal.SIGTERM) -> None:
+    """Stop one part: SIGTERM (then SIGKILL if it lingers), or SIGKILL at once."""
+    info = StackInfo.load(run_dir.resolve())
+    if info is None or name not in info.parts:
+        return
+    pid = info.parts[name].pid
+    if sig == signal.SIGKILL:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    proc.stop(pid)
+
+
+def _start_services(info: StackInfo) -> None:
     for name in SERVICES:
         started = time.monotonic()
-        log = logs / f"{name}.log"
-        child = proc.spawn([sys.executable, "-m", f"{name}.main"], log, env=env, cwd=services.REPO)
         info.parts[name] = Part(
-            name, child.pid, ingest_port if name == "ingest" else 0, log=str(log)
+            name, 0, int(info.ingest_url.rsplit(":", 1)[1]) if name == "ingest" else 0
         )
-        check: Callable[[], bool] = functools.partial(ready[name], log)
-        proc.wait_until(name, check, child, log, timeout=120)
+        child = _spawn(info, name)
+        log = Path(info.parts[name].log)
+        proc.wait_until(name, _ready_check(info, name, log), child, log, timeout=120)
         info.parts[name].start_s = round(time.monotonic() - started, 2)
 
 
