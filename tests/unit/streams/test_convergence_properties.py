@@ -114,11 +114,11 @@ def deliver(records: list[Record] | tuple[Record, ...]) -> TxState:
     return state
 
 
-def arrivals(draw: st.DrawFn, records: tuple[Record, ...], max_copies: int = 2) -> list[Record]:
+def arrivals(data: st.DataObject, records: tuple[Record, ...], max_copies: int = 2) -> list[Record]:
     """A random permutation of the records plus a random multiset of duplicates."""
     n = len(records)
-    extra = draw(st.lists(st.integers(0, n - 1), max_size=max_copies * n))
-    order = draw(st.permutations(list(range(n)) + extra))
+    extra = data.draw(st.lists(st.integers(0, n - 1), max_size=max_copies * n), label="copies")
+    order = data.draw(st.permutations(list(range(n)) + extra), label="arrival order")
     return [records[i] for i in order]
 
 
@@ -134,7 +134,7 @@ def test_any_arrival_order_with_duplicates_converges(data: st.DataObject) -> Non
     expected = deliver(payment.raws)
     assert expected.status == Status(payment.chain[-1])
     assert all(a.applied for a in expected.events)
-    shuffled = arrivals(data.draw, payment.raws)
+    shuffled = arrivals(data, payment.raws)
     assert deliver(shuffled).to_dict() == expected.to_dict()
 
 
@@ -170,7 +170,7 @@ def test_a_checkout_registered_anywhere_in_the_arrival_order_converges(
     expected = deliver([c, *payment.raws])
     if relation == "equal" or currency == "EUR":
         assert expected.status == Status(payment.chain[-1])
-    shuffled = arrivals(data.draw, (c, *payment.raws))
+    shuffled = arrivals(data, (c, *payment.raws))
     assert c in shuffled
     assert deliver(shuffled).to_dict() == expected.to_dict()
 
@@ -205,7 +205,7 @@ def test_provider_redeliveries_converge_on_everything_but_receipt_metadata(
         request = redelivery(ev, SETTINGS, NOW + 60 * attempt, attempt)
         later = first.received_at_ms + 60_000 * attempt
         retries.append(as_ingest(payment.provider, request, f"raw-retry-{attempt}", later))
-    shuffled = arrivals(data.draw, (*payment.raws, *retries), max_copies=1)
+    shuffled = arrivals(data, (*payment.raws, *retries), max_copies=1)
     assert business(deliver(shuffled)) == business(expected)
 
 
@@ -221,17 +221,15 @@ def histories(draw: st.DrawFn) -> list[PaymentEvent]:
     for event_id in ids:
         amount = draw(st.none() | st.sampled_from(["0", "9.99", "10", "10.00", "10.01", "1E+3"]))
         received = draw(st.none() | st.integers(0, 10**6))
+        # few distinct instants, so that equal timestamps are common
+        seconds, micros = draw(st.integers(0, 3)), draw(st.sampled_from([0, 0, 1]))
         out.append(
             PaymentEvent(
                 event_id=f"standard:{event_id}",
                 provider="standard",
                 external_id="pay_1",
                 status=draw(st.sampled_from(list(Status))),
-                # few distinct instants, so that equal timestamps are common
-                occurred_at=T0
-                + timedelta(
-                    seconds=draw(st.integers(0, 3)), microseconds=draw(st.sampled_from([0, 0, 1]))
-                ),
+                occurred_at=T0 + timedelta(seconds=seconds, microseconds=micros),
                 provider_status="x",
                 amount=None if amount is None else Decimal(amount),
                 currency=None if amount is None else draw(st.sampled_from(["USDC", "usdc", "BTC"])),
@@ -258,7 +256,7 @@ def test_arbitrary_events_converge_to_the_fold_in_sorted_order(
     first: tuple[Record, ...] = (c,) if c else ()
     expected = deliver([*first, *sorted(events, key=order_key)])
     assert expected.version == len(first) + len(events)
-    assert deliver(arrivals(data.draw, (*first, *events))).to_dict() == expected.to_dict()
+    assert deliver(arrivals(data, (*first, *events))).to_dict() == expected.to_dict()
 
 
 # ---- a known gap --------------------------------------------------------------------------
