@@ -67,7 +67,7 @@ def event_row(t: dict[str, Any]) -> list[Any]:
         t["provider"],
         t["external_id"],
         t["status"],
-        t["to_status"],
+        t.get("effective_status", t["to_status"]),
         t["from_status"],
         t["to_status"],
         t["applied"],

@@ -24,10 +24,11 @@ from pipeline.dlq import dead_letter
 from pipeline.envelope import KIND_CHECKOUT, RawWebhook
 from pipeline.retry import Backoff, retry
 from pipeline.settings import Settings
-from streams import codec, dedup, machine
+from streams import codec
+from streams import step as step_
 from streams.checkouts import parse_checkout
-from streams.model import Checkout
 from streams.providers import normalize
+from streams.step import Entry
 
 log = logging.getLogger("streams")
 
@@ -71,7 +72,7 @@ def create_app(settings: Settings) -> faust.App:
             name, default=None, key_type=bytes, value_type=bytes, partitions=t.partitions
         )
 
-    seen_table, tx_table = table("seen-events"), table("transactions")
+    tx_table = table("transactions")  # per payment: its state and its recently seen event ids
     policy = Backoff(s.retry_base_s, s.retry_max_s, s.retry_attempts)
     ttl_ms = s.dedup_ttl_s * 1000
 
@@ -140,30 +141,13 @@ def create_app(settings: Settings) -> faust.App:
             async def step(event: EventT[bytes] = event) -> None:
                 key = event.message.key or b""
                 record = codec.decode(event.message.value or b"")
-                current = tx_table.get(key)
-                state = machine.TxState.from_dict(orjson.loads(current)) if current else None
-                if isinstance(record, Checkout):
-                    new = machine.register_checkout(state, record)
-                    if new is state:
-                        return
-                    effects: list[machine.Effect] = []
-                else:
-                    now_ms = int((record.received_at or record.occurred_at).timestamp() * 1000)
-                    prior = seen_table.get(key)
-                    dup, seen = dedup.decide(
-                        orjson.loads(prior) if prior else None, record.event_id, now_ms, ttl_ms
-                    )
-                    if dup:
-                        return
-                    seen_table[key] = orjson.dumps(seen)
-                    new, effects = machine.apply(state, record)
-                    if not effects:
-                        return
-                snapshot = orjson.dumps(new.to_dict())
-                tx_table[key] = snapshot
-                await send(state_topic, key, snapshot)
+                outcome = step_.process(Entry.decode(tx_table.get(key)), record, ttl_ms)
+                if outcome.changed:
+                    tx_table[key] = outcome.entry.encode()
+                if outcome.snapshot is not None:
+                    await send(state_topic, key, orjson.dumps(outcome.snapshot.to_dict()))
                 processed_ms = int(time.time() * 1000)  # a metric only, never part of state
-                for eff in effects:
+                for eff in outcome.effects:
                     out = {**eff.to_dict(), "processed_at_ms": processed_ms}
                     await send(transitions_topic, key, orjson.dumps(out))
 

@@ -10,7 +10,7 @@ payment expired is applied and flagged ``late``. See docs/decisions/0001-state-m
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -121,20 +121,26 @@ class Effect:
     applied: bool
     note: str
     version: int
+    effective: Status  # the status the event itself stands for, after reconciliation
 
     def to_dict(self) -> dict[str, Any]:
         return {
             **self.event.to_dict(),
             "from_status": self.from_status.value,
             "to_status": self.to_status.value,
+            "effective_status": self.effective.value,
             "applied": self.applied,
             "note": self.note,
             "version": self.version,
         }
 
 
+_NO_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def order_key(e: PaymentEvent) -> tuple[datetime, int, str]:
-    return (e.occurred_at, RANK[e.status], e.event_id)
+    """Provider time, then status rank, then event id: a total order that ignores arrival."""
+    return (e.occurred_at if e.provider_time else _NO_TIME, RANK[e.status], e.event_id)
 
 
 def apply(state: TxState | None, event: PaymentEvent) -> tuple[TxState, list[Effect]]:
@@ -146,8 +152,23 @@ def apply(state: TxState | None, event: PaymentEvent) -> tuple[TxState, list[Eff
     new = fold(state, state.checkout, events)
     new = replace(new, version=state.version + 1, updated_at=_latest(state, _receipt(event)))
     mine = next(a for a in new.events if a.event.event_id == event.event_id)
-    effect = Effect(event, state.status, new.status, mine.applied, mine.note, new.version)
+    effect = Effect(
+        event, state.status, new.status, mine.applied, mine.note, new.version, mine.effective
+    )
     return new, [effect]
+
+
+def restate(state: TxState, event_id: str) -> Effect | None:
+    """The transition record of an event the state already holds, as the state sees it now.
+
+    Re-sent when a duplicate arrives, so that outputs lost in a crash (after the table was
+    written, before the output topics were) are restored; sinks ignore what they already have.
+    """
+    for a in state.events:
+        if a.event.event_id == event_id:
+            return Effect(a.event, state.status, state.status, a.applied, a.note,
+                          state.version, a.effective)  # fmt: skip
+    return None
 
 
 def register_checkout(state: TxState | None, checkout: Checkout) -> TxState:

@@ -44,6 +44,9 @@ class PaymentEvent:
     order_id: str | None = None
     received_at: datetime | None = None
     raw_id: str = ""
+    #: False when the provider sends no time of its own (CoinPayments IPN): ``occurred_at``
+    #: is then the receipt time, shown but never used to order, and the status rank decides
+    provider_time: bool = True
 
     @property
     def tx_key(self) -> str:
@@ -65,6 +68,7 @@ class PaymentEvent:
             "order_id": self.order_id,
             "received_at": None if self.received_at is None else iso(self.received_at),
             "raw_id": self.raw_id,
+            "provider_time": self.provider_time,
         }
 
     @classmethod
@@ -81,6 +85,7 @@ class PaymentEvent:
             order_id=d.get("order_id"),
             received_at=None if d.get("received_at") is None else parse_iso(d["received_at"]),
             raw_id=d.get("raw_id", ""),
+            provider_time=d.get("provider_time", True),
         )
 
 

@@ -50,6 +50,7 @@ def normalize(raw: RawWebhook) -> list[PaymentEvent]:
             external_id=text(form, "txn_id"),
             status=status_of(int(code)),
             occurred_at=_received(raw),
+            provider_time=False,
             provider_status=code,
             amount=decimal(text(form, "amount1"), "amount1"),
             currency=text(form, "currency1").upper(),

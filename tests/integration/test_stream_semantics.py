@@ -110,7 +110,7 @@ async def test_poison_record_goes_to_the_dlq_and_the_rest_flows(
         await producer.send_and_wait(settings.topics.raw, b"\x00\xffpoison", key=marker.encode())
         await producer.send_and_wait(
             settings.topics.raw,
-            b'{"event": {"type": "charge:teleported"}}',
+            b'{"event": {"id": "e1", "type": "charge:teleported", "data": {"id": "c1"}}}',
             key=marker.encode(),
             headers=[("id", marker.encode()), ("provider", b"coinbase"), ("received-at-ms", b"1")],
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -99,10 +100,8 @@ def test_no_modified_body_verifies(provider: str, data: st.DataObject) -> None:
     changed = data.draw(mutated(body))
     assume(changed != body)
     if provider == "nowpayments":  # signed over the parsed document: only a new document counts
-        try:
+        with contextlib.suppress(SignatureError):  # not JSON at all: must be refused
             assume(canonical_forms(changed) != canonical_forms(body))
-        except SignatureError:
-            pass
     assert not verifies(provider, changed, headers)
 
 

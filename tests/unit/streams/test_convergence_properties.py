@@ -90,10 +90,6 @@ def payments(draw: st.DrawFn, providers: tuple[str, ...] = PROVIDERS) -> Payment
             provider, external_id, status, amount, currency, t, f"evt-{external_id}-{k}", "o-1"
         )
         received = int(t.timestamp() * 1000) + draw(st.integers(0, 30_000))
-        if provider == "coinpayments":
-            # IPNs carry no timestamp: ingest's receipt time is their only order, so here ingest
-            # receives them in chain order (see the xfail test at the end of this file)
-            received = max(received, last_received)
         last_received = received
         samples.append(ev)
         raws.append(as_ingest(provider, signed_request(ev, SETTINGS, NOW), f"raw-{k}", received))
@@ -262,11 +258,6 @@ def test_arbitrary_events_converge_to_the_fold_in_sorted_order(
 # ---- a known gap --------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="CoinPayments IPNs carry no timestamp: the normalizer uses the ingest receipt time, "
-    "which the machine orders by before the status rank, so arrival order at ingest decides",
-)
 def test_coinpayments_ipns_received_out_of_order_converge() -> None:
     def ipn(status: str, ipn_id: str, received_s: int) -> RawWebhook:
         ev = SampleEvent("coinpayments", "tx-1", status, Decimal("10"), "BTC", T0, ipn_id, "o-1")

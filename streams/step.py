@@ -1,0 +1,68 @@
+"""One record of ``payments.events`` against one transaction's table entry: pure.
+
+The table entry holds the transaction's state *and* its recently seen event ids, so both
+change in one changelog write: a crash can never leave one updated and not the other.
+
+A duplicate changes nothing, but re-announces the current state and that event's transition:
+if a crash lost the outputs of the first delivery (table written, output topics not), the
+redelivery restores them, and sinks drop what they already hold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import orjson
+
+from streams import dedup, machine
+from streams.model import Checkout, PaymentEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    state: machine.TxState | None = None
+    seen: dedup.Seen = field(default_factory=dict)
+
+    def encode(self) -> bytes:
+        state = None if self.state is None else self.state.to_dict()
+        return orjson.dumps({"state": state, "seen": self.seen})
+
+    @classmethod
+    def decode(cls, raw: bytes | None) -> Entry:
+        if not raw:
+            return cls()
+        doc = orjson.loads(raw)
+        state = machine.TxState.from_dict(doc["state"]) if doc.get("state") else None
+        return cls(state, doc.get("seen") or {})
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    entry: Entry
+    changed: bool  # write the entry back
+    effects: list[machine.Effect]  # to payments.transitions
+    duplicate: bool = False
+
+    @property
+    def snapshot(self) -> machine.TxState | None:
+        """What to send to payments.state: the state, whenever there is one."""
+        return self.entry.state
+
+
+def process(entry: Entry, record: PaymentEvent | Checkout, ttl_ms: int) -> Outcome:
+    if isinstance(record, Checkout):
+        new = machine.register_checkout(entry.state, record)
+        changed = new is not entry.state
+        return Outcome(Entry(new, entry.seen), changed, [], duplicate=not changed)
+    now_ms = int((record.received_at or record.occurred_at).timestamp() * 1000)
+    seen_before, seen = dedup.decide(entry.seen, record.event_id, now_ms, ttl_ms)
+    if seen_before and entry.state is not None:  # the fast path: no fold for a duplicate
+        again = machine.restate(entry.state, record.event_id)
+        if again is not None:
+            return Outcome(Entry(entry.state, seen), seen != entry.seen, [again], True)
+    state, effects = machine.apply(entry.state, record)
+    if effects:  # new to the state: its event set, not the TTL'd ids, is the ground truth
+        return Outcome(Entry(state, seen), True, effects)
+    # past the TTL the ids forgot it, the state did not: still a duplicate
+    again = machine.restate(state, record.event_id)
+    return Outcome(Entry(state, seen), seen != entry.seen, [again] if again else [], True)
