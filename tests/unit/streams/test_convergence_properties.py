@@ -83,14 +83,13 @@ def payments(draw: st.DrawFn, providers: tuple[str, ...] = PROVIDERS) -> Payment
     currency = draw(st.sampled_from(CURRENCIES))
     # whole seconds: most providers stamp seconds; a gap of 0 leaves the order to the status rank
     t = T0 + timedelta(seconds=draw(st.integers(0, 10**7)))
-    samples, raws, last_received = [], [], 0
+    samples, raws = [], []
     for k, status in enumerate(chain):
         t += timedelta(seconds=draw(st.integers(0, 600)) if k else 0)
         ev = SampleEvent(
             provider, external_id, status, amount, currency, t, f"evt-{external_id}-{k}", "o-1"
         )
         received = int(t.timestamp() * 1000) + draw(st.integers(0, 30_000))
-        last_received = received
         samples.append(ev)
         raws.append(as_ingest(provider, signed_request(ev, SETTINGS, NOW), f"raw-{k}", received))
     return Payment(provider, chain, tuple(samples), tuple(raws))
