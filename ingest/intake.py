@@ -28,8 +28,9 @@ def check_content_type(provider: str, content_type: str | None) -> None:
     media = content_type.split(";", 1)[0].strip().lower()
     allowed = FORM_TYPES if provider in FORM_PROVIDERS else JSON_TYPES
     if media not in allowed:
-        raise WrongMediaType(f"content type {media[:60]!r} not accepted for {provider}; "
-                             f"send {allowed[0]}")  # fmt: skip
+        raise WrongMediaType(
+            f"content type {media[:60]!r} not accepted for {provider}; send {allowed[0]}"
+        )
 
 
 def check_readable(provider: str, body: bytes) -> None:

@@ -67,10 +67,17 @@ class RawWriter:
     async def write_dead_letter(self, raw: RawWebhook, reason: str) -> None:
         """An authentic request that cannot be read: kept on the dead-letter topic."""
         record = dead_letter(
-            stage="ingest", reason=reason, topic=self._topic, partition=-1, offset=-1,
-            key=raw.id.encode(), value=raw.body, headers=raw.to_kafka_headers(),
-            failed_at_ms=raw.received_at_ms, dead_letter_id=f"ingest:{raw.id}",
-        )  # fmt: skip
+            stage="ingest",
+            reason=reason,
+            topic=self._topic,
+            partition=-1,
+            offset=-1,
+            key=raw.id.encode(),
+            value=raw.body,
+            headers=raw.to_kafka_headers(),
+            failed_at_ms=raw.received_at_ms,
+            dead_letter_id=f"ingest:{raw.id}",
+        )
         await self._send(self._dlq_topic, raw.id.encode(), orjson.dumps(record), [])
 
     async def _send(

@@ -3,6 +3,19 @@
 from __future__ import annotations
 
 DDL: list[str] = [
+    # One row per delivery that streams processed (duplicates included): latency and outcome.
+    """
+    CREATE TABLE IF NOT EXISTS ingest_log (
+        delivery_id  String,
+        provider     LowCardinality(String),
+        event_id     String,
+        outcome      LowCardinality(String),
+        received_at  DateTime64(3, 'UTC'),
+        processed_at DateTime64(3, 'UTC'),
+        latency_ms   Int64 MATERIALIZED dateDiff('millisecond', received_at, processed_at)
+    ) ENGINE = ReplacingMergeTree
+    ORDER BY delivery_id
+    """,
     # One row per distinct provider event: ReplacingMergeTree collapses any redelivery.
     """
     CREATE TABLE IF NOT EXISTS payment_events (
@@ -39,5 +52,50 @@ DDL: list[str] = [
         failed_at        DateTime64(3, 'UTC')
     ) ENGINE = ReplacingMergeTree
     ORDER BY id
+    """,
+    # Materialized views: what dashboards and analysts ask most, kept up to date on insert.
+    """
+    CREATE TABLE IF NOT EXISTS events_per_minute (
+        minute   DateTime('UTC'),
+        provider LowCardinality(String),
+        status   LowCardinality(String),
+        events   UInt64
+    ) ENGINE = SummingMergeTree ORDER BY (minute, provider, status)
+    """,
+    """
+    CREATE MATERIALIZED VIEW IF NOT EXISTS events_per_minute_mv TO events_per_minute AS
+    SELECT toStartOfMinute(processed_at) AS minute, provider, effective_status AS status,
+           count() AS events
+    FROM payment_events GROUP BY minute, provider, status
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS volume_per_currency (
+        day      Date,
+        currency LowCardinality(String),
+        provider LowCardinality(String),
+        payments UInt64,
+        volume   Decimal(38, 18)
+    ) ENGINE = SummingMergeTree ORDER BY (day, currency, provider)
+    """,
+    """
+    CREATE MATERIALIZED VIEW IF NOT EXISTS volume_per_currency_mv TO volume_per_currency AS
+    SELECT toDate(occurred_at) AS day, ifNull(currency, '') AS currency, provider,
+           count() AS payments, sum(ifNull(amount, toDecimal128(0, 18))) AS volume
+    FROM payment_events WHERE effective_status IN ('completed', 'overpaid') AND applied
+    GROUP BY day, currency, provider
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS latency_per_minute (
+        minute    DateTime('UTC'),
+        provider  LowCardinality(String),
+        latency   AggregateFunction(quantiles(0.5, 0.9, 0.99), Int64),
+        deliveries AggregateFunction(count)
+    ) ENGINE = AggregatingMergeTree ORDER BY (minute, provider)
+    """,
+    """
+    CREATE MATERIALIZED VIEW IF NOT EXISTS latency_per_minute_mv TO latency_per_minute AS
+    SELECT toStartOfMinute(processed_at) AS minute, provider,
+           quantilesState(0.5, 0.9, 0.99)(latency_ms) AS latency, countState() AS deliveries
+    FROM ingest_log GROUP BY minute, provider
     """,
 ]

@@ -84,6 +84,39 @@ def event_row(t: dict[str, Any]) -> list[Any]:
     ]
 
 
+DELIVERY_COLUMNS = ["delivery_id", "provider", "event_id", "outcome", "received_at", "processed_at"]
+
+
+def delivery_row(t: dict[str, Any]) -> list[Any]:
+    return [
+        t["delivery_id"],
+        t["provider"],
+        t["event_id"],
+        t["outcome"],
+        _ms(t["delivery_received_at_ms"]),
+        _ms(t["processed_at_ms"]),
+    ]
+
+
+def dlq_delivery_row(d: dict[str, Any]) -> list[Any] | None:
+    """A dead letter of a raw webhook is a delivery too, with outcome ``dead_letter``."""
+    meta = {k: base64.b64decode(v).decode(errors="replace") for k, v in d.get("headers", [])}
+    if "id" not in meta:
+        return None
+    try:
+        received = _ms(int(meta.get("received-at-ms", d["failed_at_ms"])))
+    except ValueError:
+        received = _ms(d["failed_at_ms"])
+    return [
+        meta["id"],
+        meta.get("provider", ""),
+        "",
+        "dead_letter",
+        received,
+        _ms(d["failed_at_ms"]),
+    ]
+
+
 def dlq_row(d: dict[str, Any]) -> list[Any]:
     provider = ""
     for k, v in d.get("headers", []):
@@ -137,31 +170,57 @@ class ClickHouseSink:
 
     async def write(self, records: Sequence[ConsumerRecord]) -> None:
         events: dict[str, list[Any]] = {}
-        dead: list[list[Any]] = []
+        deliveries: dict[str, list[Any]] = {}
+        dead: dict[str, list[Any]] = {}
         for r in records:
             doc = orjson.loads(r.value)
             if r.topic == self._dlq_topic:
-                dead.append(dlq_row(doc))
+                dead.setdefault(doc["id"], dlq_row(doc))
+                if (row := dlq_delivery_row(doc)) is not None:
+                    deliveries.setdefault(row[0], row)
             else:
                 events.setdefault(doc["event_id"], event_row(doc))
+                if doc.get("delivery_id"):
+                    deliveries.setdefault(doc["delivery_id"], delivery_row(doc))
         try:
             client = await self._ensure()
-            if events:
-                stored = await client.query(
-                    "SELECT event_id FROM payment_events WHERE event_id IN {ids:Array(String)}",
-                    parameters={"ids": list(events)},
-                )
-                for (eid,) in stored.result_rows:
-                    events.pop(eid, None)
-            if events:
-                await client.insert(
-                    "payment_events", list(events.values()), column_names=EVENT_COLUMNS
-                )
-            if dead:
-                await client.insert("dead_letters", dead, column_names=DLQ_COLUMNS)
+            providers = sorted({row[1] for row in events.values()})
+            await self._insert_new(
+                client,
+                "payment_events",
+                EVENT_COLUMNS,
+                events,
+                "provider IN {p:Array(String)} AND event_id",
+                {"p": providers},
+            )
+            await self._insert_new(
+                client, "ingest_log", DELIVERY_COLUMNS, deliveries, "delivery_id"
+            )
+            await self._insert_new(client, "dead_letters", DLQ_COLUMNS, dead, "id")
         except (ClickHouseError, OSError) as exc:
             self._client = None
             raise SinkUnavailable(f"clickhouse: {type(exc).__name__}: {str(exc)[:200]}") from exc
+
+    async def _insert_new(
+        self,
+        client: Any,
+        table: str,
+        columns: list[str],
+        rows: dict[str, list[Any]],
+        key_filter: str,
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        """Insert the rows whose key the table does not hold yet (one primary-key lookup)."""
+        if not rows:
+            return
+        stored = await client.query(
+            f"SELECT {columns[0]} FROM {table} WHERE {key_filter} IN {{ids:Array(String)}}",
+            parameters={**(params or {}), "ids": list(rows)},
+        )
+        for (key,) in stored.result_rows:
+            rows.pop(key, None)
+        if rows:
+            await client.insert(table, list(rows.values()), column_names=columns)
 
     async def close(self) -> None:
         if self._client is not None:

@@ -216,7 +216,7 @@ def stop_part(run_dir: Path, name: str, sig: int = signal.SIGTERM) -> None:
     if info is None or name not in info.parts:
         return
     pid = info.parts[name].pid
-    if sig == signal.SIGKILL:
+    if sig == signal.SIGKILL and pid > 1:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
     proc.stop(pid)

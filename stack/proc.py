@@ -114,6 +114,8 @@ def alive(pid: int) -> bool:
 
 def stop(pid: int, timeout: float = 15.0) -> None:
     """SIGTERM the process group, then SIGKILL whatever is left after ``timeout``."""
+    if pid <= 1:  # never signal our own group (0) or init (1): a part that never started
+        return
     for sig in (signal.SIGTERM, signal.SIGKILL):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, sig)

@@ -147,13 +147,27 @@ def create_app(settings: Settings) -> faust.App:
                 if outcome.snapshot is not None:
                     await send(state_topic, key, orjson.dumps(outcome.snapshot.to_dict()))
                 processed_ms = int(time.time() * 1000)  # a metric only, never part of state
+                delivery = delivery_fields(record, outcome.duplicate, processed_ms)
                 for eff in outcome.effects:
-                    out = {**eff.to_dict(), "processed_at_ms": processed_ms}
+                    out = {**eff.to_dict(), **delivery}
+                    if not outcome.duplicate:
+                        out["outcome"] = "applied" if eff.applied else "refused"
                     await send(transitions_topic, key, orjson.dumps(out))
 
             await guarded(event, "apply", step)
 
     return app
+
+
+def delivery_fields(record: Any, duplicate: bool, processed_ms: int) -> dict[str, Any]:
+    """Which delivery this transition record answers: one row of the ClickHouse ingest log."""
+    received = getattr(record, "received_at", None)
+    return {
+        "delivery_id": getattr(record, "raw_id", ""),
+        "delivery_received_at_ms": int(received.timestamp() * 1000) if received else processed_ms,
+        "processed_at_ms": processed_ms,
+        "outcome": "duplicate" if duplicate else "applied",
+    }
 
 
 def _header_list(headers: Any) -> list[tuple[str, bytes]]:

@@ -166,8 +166,9 @@ def restate(state: TxState, event_id: str) -> Effect | None:
     """
     for a in state.events:
         if a.event.event_id == event_id:
-            return Effect(a.event, state.status, state.status, a.applied, a.note,
-                          state.version, a.effective)  # fmt: skip
+            return Effect(
+                a.event, state.status, state.status, a.applied, a.note, state.version, a.effective
+            )
     return None
 
 
