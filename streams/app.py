@@ -109,11 +109,14 @@ def create_app(settings: Settings) -> faust.App:
     async def guarded(
         event: EventT[bytes], stage: str, step: Callable[[], Awaitable[None]]
     ) -> None:
-        """Bad input is data: any failure of one record sends it to the DLQ, the stream goes on."""
+        """Bad input is data: any failure of one record sends it to the DLQ, the stream goes on.
+
+        Transient broker errors were already retried with backoff (``send``); if they persist,
+        the record goes to the DLQ too, and if even that write fails the worker stops, to
+        resume from its last commit: a poison record never blocks its partition, and nothing
+        is skipped silently."""
         try:
             await step()
-        except KafkaError:
-            raise  # retries exhausted against the broker: crash, resume from the last commit
         except Exception as exc:
             await to_dlq(event, stage, exc)
 

@@ -1,0 +1,83 @@
+"""The sink contract: offsets move only after a successful flush; an outage pauses, retries
+and resumes without losing or doubling a batch."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+from aiokafka import ConsumerRecord, TopicPartition
+
+from pipeline.retry import Backoff
+from sinks.base import ListSink, run_sink
+
+TP = TopicPartition("payments.state", 0)
+
+
+def record(offset: int) -> ConsumerRecord:
+    return ConsumerRecord(TP.topic, TP.partition, offset, 0, 0, b"k", b"v", None, 1, 1, [])
+
+
+class FakeConsumer:
+    """In-memory double of AIOKafkaConsumer: serves queued batches, records commits."""
+
+    def __init__(self, batches: list[list[ConsumerRecord]], stop: asyncio.Event) -> None:
+        self.batches, self.stop = batches, stop
+        self.commits: list[dict[TopicPartition, int]] = []
+        self.paused = False
+        self.pauses = 0
+
+    async def getmany(self, timeout_ms: int = 0, max_records: int | None = None) -> dict[Any, Any]:
+        await asyncio.sleep(0)
+        if self.paused or not self.batches:
+            if not self.batches and not self.paused:
+                self.stop.set()
+            return {}
+        return {TP: self.batches.pop(0)}
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.commits.append(dict(offsets))
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TP}
+
+    def pause(self, *tps: TopicPartition) -> None:
+        self.paused, self.pauses = True, self.pauses + 1
+
+    def resume(self, *tps: TopicPartition) -> None:
+        self.paused = False
+
+
+async def test_offsets_are_committed_after_each_successful_flush() -> None:
+    stop, sink = asyncio.Event(), ListSink()
+    consumer = FakeConsumer([[record(0), record(1)], [record(2)]], stop)
+    await run_sink(sink, consumer, 100, 10, Backoff(0.001, 0.01, 0), stop)  # type: ignore[arg-type]
+    assert [[r.offset for r in b] for b in sink.batches] == [[0, 1], [2]]
+    assert consumer.commits == [{TP: 2}, {TP: 3}]
+
+
+async def test_an_outage_pauses_retries_and_resumes_with_the_same_batch(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stop, sink = asyncio.Event(), ListSink()
+    sink.fail_next = 3
+    consumer = FakeConsumer([[record(0)], [record(1)]], stop)
+    with caplog.at_level(logging.WARNING, logger="sinks"):
+        await run_sink(sink, consumer, 100, 10, Backoff(0.001, 0.01, 0), stop)  # type: ignore[arg-type]
+    assert [[r.offset for r in b] for b in sink.batches] == [
+        [0],
+        [1],
+    ]  # nothing lost, nothing doubled
+    assert consumer.commits == [{TP: 1}, {TP: 2}]
+    assert consumer.pauses == 1 and not consumer.paused
+    lines = [r.getMessage() for r in caplog.records]
+    assert sum("unavailable, pausing" in m for m in lines) == 1  # one line per state change
+    assert sum("back after 3 retries" in m for m in lines) == 1
+
+
+def test_backoff_grows_exponentially_with_full_jitter_and_a_cap() -> None:
+    b = Backoff(base_s=0.5, max_s=4.0)
+    assert [b.delay(n, rand=lambda: 1.0) for n in range(1, 6)] == [0.5, 1.0, 2.0, 4.0, 4.0]
+    assert b.delay(3, rand=lambda: 0.25) == 0.5
