@@ -80,10 +80,14 @@ async def test_a_full_replay_of_the_output_topics_changes_nothing(
     assert await counts(pg, ch) == before
 
 
-async def test_an_older_version_never_moves_a_row_backward(
-    stack: launcher.StackInfo, pg: asyncpg.Pool
-) -> None:
-    sink = PostgresSink(stack.postgres_dsn)
+async def test_an_older_version_never_moves_a_row_backward(stack: launcher.StackInfo) -> None:
+    admin = await asyncpg.connect(stack.postgres_dsn)
+    await admin.execute("DROP DATABASE IF EXISTS versions_test WITH (FORCE)")
+    await admin.execute("CREATE DATABASE versions_test")
+    await admin.close()
+    dsn = stack.postgres_dsn.rsplit("/", 1)[0] + "/versions_test"
+    pg = await asyncpg.connect(dsn)  # a database of its own: these rows come from no webhook
+    sink = PostgresSink(dsn)
     ext = f"ver-{uuid.uuid4().hex[:8]}"
 
     def snap(version: int, status: str) -> ConsumerRecord:
@@ -114,6 +118,7 @@ async def test_an_older_version_never_moves_a_row_backward(
     row = await pg.fetchrow("SELECT status, version FROM transactions WHERE external_id = $1", ext)
     assert (row["status"], row["version"]) == ("refunded", 4)
     await sink.close()
+    await pg.close()
 
 
 async def test_migrations_run_twice_without_error(stack: launcher.StackInfo) -> None:

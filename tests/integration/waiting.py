@@ -24,3 +24,44 @@ async def eventually(
             return last
         await asyncio.sleep(0.25)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last seen: {last!r}")
+
+
+async def drained(bootstrap: str, groups: dict[str, list[str]], timeout: float = 90.0) -> None:
+    """Wait until every consumer group has committed up to the end of its topics."""
+    from aiokafka import TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.consumer import AIOKafkaConsumer
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await admin.start()
+    await probe.start()
+    await probe.topics()  # loads the metadata of every topic
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            lagging = []
+            for group, topics in groups.items():
+                committed = await admin.list_consumer_group_offsets(group)
+                tps = [
+                    TopicPartition(t, p)
+                    for t in topics
+                    for p in probe.partitions_for_topic(t) or []
+                ]
+                ends = await probe.end_offsets(tps)
+                for tp, end in ends.items():
+                    done = committed.get(tp)
+                    if end and (done is None or done.offset < end):
+                        lagging.append(
+                            f"{group} {tp.topic}[{tp.partition}] {done and done.offset}/{end}"
+                        )
+            if not lagging:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"consumers still lagging after {timeout:.0f} s: {lagging[:5]}"
+                )
+            await asyncio.sleep(0.5)
+    finally:
+        await probe.stop()
+        await admin.close()

@@ -1,0 +1,1 @@
+"""SRE tools: replay, dead letters, rebuild, inspect, the local stack (``pipeline`` command)."""
