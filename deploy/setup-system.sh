@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # System packages the local stack needs: Java 17 (Kafka), Maven (fetches the Kafka jars),
-# PostgreSQL (server binaries). Installs what is missing when run as root; otherwise says
-# what to install. Idempotent and quiet when all is there.
+# PostgreSQL (server binaries), Chromium (the headless dashboard test). Installs what is
+# missing when run as root; otherwise says what to install. Idempotent and quiet when all is
+# there.
 set -euo pipefail
 
 missing=()
@@ -9,6 +10,7 @@ command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -19,6 +19,8 @@ from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_202_ACCEPTED
 
+from ingest import metrics
+from ingest.dashboard.routes import Dashboard
 from ingest.errors import BrokerUnavailable
 from ingest.intake import Unreadable, WrongMediaType, check_content_type, check_readable
 from ingest.middleware import RequestIdMiddleware
@@ -52,15 +54,18 @@ def _now_ms() -> int:
 
 async def _write(state: State, raw: RawWebhook) -> Response[dict[str, str]]:
     writer: Writer = state.writer
+    started = time.monotonic()
     try:
         await writer.write(raw)
     except BrokerUnavailable as exc:
+        metrics.KAFKA_WRITE_SECONDS.labels("error").observe(time.monotonic() - started)
         log.warning("broker unavailable", provider=raw.provider, request_id=raw.request_id)
         return Response(
             {"detail": f"broker unavailable, retry later ({exc})"},
             status_code=503,
             headers={"Retry-After": str(state.retry_after_s)},
         )
+    metrics.KAFKA_WRITE_SECONDS.labels("ok").observe(time.monotonic() - started)
     return Response({"id": raw.id, "status": "accepted"}, status_code=HTTP_202_ACCEPTED)
 
 
@@ -81,9 +86,11 @@ async def receive_webhook(
     body = await request.body()
     if not body:
         raise HTTPException(status_code=400, detail="empty body")
+    metrics.BODY_BYTES.labels(provider).observe(len(body))
     try:
         verifier.verify(body, headers)
     except SignatureError as exc:
+        metrics.VERIFY_FAILURES.labels(provider, exc.reason[:80]).inc()
         status = 400 if exc.reason == NOT_JSON else 401
         log.info("webhook rejected", provider=provider, reason=exc.reason, status=status)
         raise HTTPException(
@@ -175,8 +182,13 @@ async def _pool(state: State) -> asyncpg.Pool:
 def create_app(settings: Settings, writer: Writer | None = None) -> Litestar:
     cfg = settings.ingest
     the_writer: Writer = writer or RawWriter(
-        settings.kafka.bootstrap, settings.topics.raw, settings.topics.dlq, cfg.produce_timeout_s
+        settings.kafka.bootstrap,
+        settings.topics.raw,
+        settings.topics.dlq,
+        cfg.produce_timeout_s,
+        cfg.kafka_linger_ms,
     )
+    dashboard = Dashboard(settings, _pool)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -186,10 +198,19 @@ def create_app(settings: Settings, writer: Writer | None = None) -> Litestar:
             await the_writer.close()
             if app.state.get("pool") is not None:
                 await app.state.pool.close()
+            await dashboard.close()
 
     cors = CORSConfig(allow_origins=list(cfg.cors_origins)) if cfg.cors_origins else None
     return Litestar(
-        route_handlers=[receive_webhook, register_checkout, get_transaction, health, ready],
+        route_handlers=[
+            receive_webhook,
+            register_checkout,
+            get_transaction,
+            health,
+            ready,
+            metrics.metrics,
+            *dashboard.routes(),
+        ],
         state=State(
             {
                 "writer": the_writer,
@@ -201,7 +222,7 @@ def create_app(settings: Settings, writer: Writer | None = None) -> Litestar:
         ),
         lifespan=[lifespan],
         cors_config=cors,
-        middleware=[RequestIdMiddleware],
+        middleware=[RequestIdMiddleware, metrics.MetricsMiddleware],
         request_max_body_size=cfg.max_body_bytes,
         openapi_config=None,
         debug=False,

@@ -34,8 +34,11 @@ class Writer(Protocol):
 
 
 class RawWriter:
-    def __init__(self, bootstrap: str, topic: str, dlq_topic: str, timeout_s: float) -> None:
+    def __init__(
+        self, bootstrap: str, topic: str, dlq_topic: str, timeout_s: float, linger_ms: int = 5
+    ) -> None:
         self._bootstrap, self._topic, self._timeout = bootstrap, topic, timeout_s
+        self._linger_ms = linger_ms
         self._dlq_topic = dlq_topic
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
@@ -49,7 +52,7 @@ class RawWriter:
                     bootstrap_servers=self._bootstrap,
                     acks="all",
                     enable_idempotence=True,
-                    linger_ms=1,
+                    linger_ms=self._linger_ms,
                     request_timeout_ms=int(self._timeout * 1000),
                 )
                 try:

@@ -19,6 +19,7 @@ from typing import Protocol
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from pipeline.retry import Backoff
+from sinks import metrics
 from sinks.errors import SinkUnavailable
 
 log = logging.getLogger("sinks")
@@ -93,9 +94,11 @@ async def _write_until_done(
             await sink.write(records)
         except SinkUnavailable as exc:
             attempt += 1
+            metrics.RETRIES.labels(sink.name).inc()
             if attempt == 1:
                 log.warning("sink %s unavailable, pausing consumption: %s", sink.name, exc)
                 consumer.pause(*consumer.assignment())
+                metrics.UP.labels(sink.name).set(0)
             await asyncio.sleep(backoff.delay(attempt))
             await consumer.getmany(timeout_ms=0)  # keeps the group membership alive while paused
             if stop.is_set():
@@ -104,27 +107,31 @@ async def _write_until_done(
         if attempt:
             log.warning("sink %s back after %d retries, resuming", sink.name, attempt)
             consumer.resume(*consumer.assignment())
-        log.debug(
-            "sink %s wrote %d records in %.1f ms",
-            sink.name,
-            len(records),
-            (time.monotonic() - started) * 1000,
-        )
+            metrics.UP.labels(sink.name).set(1)
+        elapsed = time.monotonic() - started
+        metrics.ROWS.labels(sink.name).inc(len(records))
+        metrics.FLUSH_SECONDS.labels(sink.name).observe(elapsed)
+        metrics.BATCH_SIZE.labels(sink.name).observe(len(records))
+        log.debug("sink %s wrote %d records in %.1f ms", sink.name, len(records), elapsed * 1000)
         return
 
 
 async def start_sink(sink: Sink, backoff: Backoff, stop: asyncio.Event) -> None:
     """Start a sink (connect, migrate), retrying while its database is unreachable."""
+    metrics.register(sink.name)
     attempt = 0
     while not stop.is_set():
         try:
             await sink.start()
         except SinkUnavailable as exc:
             attempt += 1
+            metrics.RETRIES.labels(sink.name).inc()
+            metrics.UP.labels(sink.name).set(0)
             if attempt == 1:
                 log.warning("sink %s cannot start yet, retrying: %s", sink.name, exc)
             await asyncio.sleep(backoff.delay(attempt))
             continue
+        metrics.UP.labels(sink.name).set(1)
         return
 
 

@@ -117,6 +117,21 @@ def dlq_delivery_row(d: dict[str, Any]) -> list[Any] | None:
     ]
 
 
+MAX_PARAM_BYTES = 64 * 1024  # ClickHouse refuses an HTTP form field over 128 KiB
+
+
+def _chunks(keys: list[str]) -> list[list[str]]:
+    out: list[list[str]] = [[]]
+    size = 0
+    for k in keys:
+        if size + len(k) + 4 > MAX_PARAM_BYTES and out[-1]:
+            out.append([])
+            size = 0
+        out[-1].append(k)
+        size += len(k) + 4
+    return out if out[0] else []
+
+
 def dlq_row(d: dict[str, Any]) -> list[Any]:
     provider = ""
     for k, v in d.get("headers", []):
@@ -210,15 +225,15 @@ class ClickHouseSink:
         key_filter: str,
         params: dict[str, Any] | None = None,
     ) -> None:
-        """Insert the rows whose key the table does not hold yet (one primary-key lookup)."""
-        if not rows:
-            return
-        stored = await client.query(
-            f"SELECT {columns[0]} FROM {table} WHERE {key_filter} IN {{ids:Array(String)}}",
-            parameters={**(params or {}), "ids": list(rows)},
-        )
-        for (key,) in stored.result_rows:
-            rows.pop(key, None)
+        """Insert the rows whose key the table does not hold yet (primary-key lookups, in
+        chunks that fit ClickHouse's limit on one HTTP query parameter)."""
+        for chunk in _chunks(list(rows)):
+            stored = await client.query(
+                f"SELECT {columns[0]} FROM {table} WHERE {key_filter} IN {{ids:Array(String)}}",
+                parameters={**(params or {}), "ids": chunk},
+            )
+            for (key,) in stored.result_rows:
+                rows.pop(key, None)
         if rows:
             await client.insert(table, list(rows.values()), column_names=columns)
 

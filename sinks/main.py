@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer
 from pipeline.logs import configure_logging
 from pipeline.retry import Backoff
 from pipeline.settings import ConfigError, Settings, load_settings
+from sinks import metrics
 from sinks.base import Sink, run_sink, start_sink
 from sinks.clickhouse import ClickHouseSink
 from sinks.postgres import PostgresSink
@@ -76,6 +77,7 @@ def main() -> None:
     except ConfigError as exc:
         sys.exit(f"pipeline-sinks: {exc}")
     configure_logging(settings.log_level)
+    metrics.serve(settings.sinks.metrics_host, settings.sinks.metrics_port)
     asyncio.run(serve(settings))
 
 

@@ -162,9 +162,16 @@ def _ready_check(info: StackInfo, name: str, log: Path) -> Callable[[], bool]:
 
 
 def _service_env(info: StackInfo) -> dict[str, str]:
+    # the Prometheus ports of streams and sinks are their parts' port2
+    metrics = {
+        f"PIPELINE_{name.upper()}__METRICS_PORT": str(info.parts[name].port2)
+        for name in ("streams", "sinks")
+        if name in info.parts and info.parts[name].port2
+    }
     return {
         **os.environ,
         **info.env(),
+        **metrics,
         "PIPELINE_INGEST__PORT": info.ingest_url.rsplit(":", 1)[1],
         "PIPELINE_STREAMS__DATA_DIR": str(Path(info.run_dir) / "streams-data"),
         "PYTHONUNBUFFERED": "1",
@@ -225,9 +232,8 @@ def stop_part(run_dir: Path, name: str, sig: int = signal.SIGTERM) -> None:
 def _start_services(info: StackInfo) -> None:
     for name in SERVICES:
         started = time.monotonic()
-        info.parts[name] = Part(
-            name, 0, int(info.ingest_url.rsplit(":", 1)[1]) if name == "ingest" else 0
-        )
+        port = int(info.ingest_url.rsplit(":", 1)[1]) if name == "ingest" else 0
+        info.parts[name] = Part(name, 0, port, proc.free_port() if name != "ingest" else 0)
         child = _spawn(info, name)
         log = Path(info.parts[name].log)
         proc.wait_until(name, _ready_check(info, name, log), child, log, timeout=120)

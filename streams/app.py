@@ -24,7 +24,7 @@ from pipeline.dlq import dead_letter
 from pipeline.envelope import KIND_CHECKOUT, RawWebhook
 from pipeline.retry import Backoff, retry
 from pipeline.settings import Settings
-from streams import codec
+from streams import codec, metrics
 from streams import step as step_
 from streams.checkouts import parse_checkout
 from streams.providers import normalize
@@ -45,6 +45,8 @@ def create_app(settings: Settings) -> faust.App:
         topic_allow_declare=True,
         web_enabled=False,
         producer_acks=-1,
+        producer_linger=s.producer_linger_ms / 1000,
+        producer_max_batch_size=512 * 1024,
         broker_session_timeout=10.0,
         broker_heartbeat_interval=1.0,
         broker_rebalance_timeout=20.0,
@@ -105,6 +107,7 @@ def create_app(settings: Settings) -> faust.App:
             failed_at_ms=int(time.time() * 1000),
         )
         await send(dlq_topic, m.key or b"", orjson.dumps(record))
+        metrics.DEAD_LETTERS.labels(stage).inc()
 
     async def guarded(
         event: EventT[bytes], stage: str, step: Callable[[], Awaitable[None]]
@@ -131,9 +134,11 @@ def create_app(settings: Settings) -> faust.App:
                 if raw.kind == KIND_CHECKOUT:
                     c = parse_checkout(raw)
                     await send(events_topic, c.tx_key.encode(), codec.encode_checkout(c))
+                    metrics.NORMALIZED.labels(raw.provider, "checkout").inc()
                     return
                 for e in normalize(raw):
                     await send(events_topic, e.tx_key.encode(), codec.encode_event(e))
+                    metrics.NORMALIZED.labels(raw.provider, "event").inc()
 
             await guarded(event, "normalize", step)
 
@@ -156,6 +161,10 @@ def create_app(settings: Settings) -> faust.App:
                     if not outcome.duplicate:
                         out["outcome"] = "applied" if eff.applied else "refused"
                     await send(transitions_topic, key, orjson.dumps(out))
+                    metrics.EVENTS.labels(out["outcome"]).inc()
+                if outcome.effects and getattr(record, "received_at", None) is not None:
+                    seconds = (processed_ms - delivery["delivery_received_at_ms"]) / 1000
+                    metrics.LATENCY.labels(record.provider).observe(seconds)
 
             await guarded(event, "apply", step)
 

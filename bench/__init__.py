@@ -1,0 +1,1 @@
+"""Load generation and benchmarks (``make bench``): figures recorded in docs/benchmarks.md."""

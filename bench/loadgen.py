@@ -1,0 +1,203 @@
+"""``pipeline-loadgen``: realistic signed webhook traffic against an ingest URL.
+
+Every provider (mix configurable), a share of provider redeliveries, deliveries shuffled
+within a window (out of order). Open loop at a target rate (latency counted from each
+request's scheduled time, so a slow server cannot hide its queue) or closed loop at a
+concurrency. Reports accepted per second and latency percentiles, and writes the accepted
+webhooks (JSON lines) so that a checker can compare the end state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import statistics
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+import aiohttp
+import orjson
+import typer
+
+from pipeline.settings import ProviderSettings
+from pipeline.traffic import PROVIDERS, Payment, Request, payments
+from pipeline.webhook_factory import expected_event_id, redelivery, signed_request
+
+
+@dataclass
+class Result:
+    sent: int = 0
+    codes: Counter[int] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+    accepted: list[Request] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+    elapsed: float = 0.0
+    retries: int = 0
+
+    def pct(self, q: float) -> float:
+        if len(self.latencies) < 2:
+            return self.latencies[0] if self.latencies else float("nan")
+        return statistics.quantiles(self.latencies, n=1000, method="inclusive")[int(q * 10) - 1]
+
+    def summary(self) -> dict[str, object]:
+        ok = self.codes.get(202, 0)
+        return {
+            "sent": self.sent,
+            "accepted": ok,
+            "codes": {str(k): v for k, v in self.codes.items()},
+            "errors": dict(self.errors),
+            "retries_503": self.retries,
+            "elapsed_s": round(self.elapsed, 3),
+            "accepted_per_s": round(ok / self.elapsed, 1) if self.elapsed else 0.0,
+            "p50_ms": round(self.pct(50) * 1000, 2),
+            "p90_ms": round(self.pct(90) * 1000, 2),
+            "p99_ms": round(self.pct(99) * 1000, 2),
+        }
+
+
+def build(
+    count: int,
+    providers: ProviderSettings,
+    mix: dict[str, int],
+    duplicate_share: float,
+    window: int,
+    seed: int,
+) -> tuple[list[Payment], list[Request]]:
+    """Payments and their signed deliveries: redeliveries added, shuffled within ``window``."""
+    rng = random.Random(seed)
+    weighted = tuple(p for p in PROVIDERS for _ in range(mix.get(p, 0)))
+    pays = payments(count, seed=seed, providers=weighted or PROVIDERS)
+    now = time.time()
+    reqs: list[Request] = []
+    for p in pays:
+        for ev in p.events:
+            body, headers = signed_request(ev, providers, now)
+            reqs.append(Request(p.provider, body, headers, p, False))
+            if rng.random() < duplicate_share:
+                body, headers = redelivery(ev, providers, now)
+                reqs.append(Request(p.provider, body, headers, p, True))
+    # out of order: shuffle inside consecutive windows (a payment's events stay near each other)
+    for i in range(0, len(reqs), window):
+        chunk = reqs[i : i + window]
+        rng.shuffle(chunk)
+        reqs[i : i + window] = chunk
+    return pays, reqs
+
+
+async def run(
+    url: str, reqs: list[Request], rate: float | None, concurrency: int, retry_503: bool = False
+) -> Result:
+    res = Result()
+    limit = asyncio.Semaphore(concurrency)
+    conn = aiohttp.TCPConnector(limit=concurrency, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(url, connector=conn, timeout=timeout) as session:
+        start = time.perf_counter()
+
+        async def one(i: int, r: Request) -> None:
+            scheduled = start + i / rate if rate else None
+            if scheduled is not None:
+                await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+            async with limit:
+                t0 = scheduled if scheduled is not None else time.perf_counter()
+                attempt = 0
+                while True:
+                    try:
+                        async with session.post(
+                            f"/webhooks/{r.provider}", data=r.body, headers=r.headers
+                        ) as resp:
+                            await resp.read()
+                            code = resp.status
+                    except (aiohttp.ClientError, TimeoutError) as exc:
+                        res.errors[type(exc).__name__] += 1
+                        code = 0
+                    if retry_503 and code in (0, 503) and attempt < 60:
+                        attempt += 1
+                        res.retries += 1
+                        await asyncio.sleep(min(2.0, 0.05 * 2**attempt) * random.random())
+                        continue
+                    break
+                res.latencies.append(time.perf_counter() - t0)
+                res.codes[code] += 1
+                res.sent += 1
+                if code == 202:
+                    res.accepted.append(r)
+
+        await asyncio.gather(*(one(i, r) for i, r in enumerate(reqs)))
+        res.elapsed = time.perf_counter() - start
+    return res
+
+
+def write_accepted(path: Path, accepted: list[Request]) -> None:
+    """One line per accepted webhook: enough for a checker to compute the expected end state."""
+    with path.open("wb") as out:
+        for r in accepted:
+            p = r.payment
+            out.write(
+                orjson.dumps(
+                    {
+                        "provider": p.provider,
+                        "external_id": p.external_id,
+                        "expected_status": p.expected_status,
+                        "duplicate": r.duplicate,
+                        "event_ids": [expected_event_id(e) for e in p.events],
+                    }
+                )
+                + b"\n"
+            )
+
+
+def parse_mix(text: str) -> dict[str, int]:
+    out = {}
+    for part in filter(None, text.split(",")):
+        name, _, weight = part.partition("=")
+        if name not in PROVIDERS:
+            raise typer.BadParameter(f"unknown provider {name!r} in --mix")
+        out[name] = int(weight or 1)
+    return out
+
+
+def main_cli(
+    url: Annotated[str, typer.Option(envvar="INGEST_URL", help="ingest base URL")],
+    payments_: Annotated[int, typer.Option("--payments", help="how many payments")] = 1000,
+    rate: Annotated[
+        float, typer.Option(help="open loop: requests per second (0 = closed loop)")
+    ] = 0.0,
+    concurrency: Annotated[int, typer.Option(help="closed loop: requests in flight")] = 64,
+    duplicates: Annotated[float, typer.Option(help="share of events delivered twice")] = 0.1,
+    window: Annotated[int, typer.Option(help="shuffle window (out-of-order deliveries)")] = 50,
+    mix: Annotated[str, typer.Option(help="provider weights, e.g. coinbase=3,btcpay=1")] = "",
+    seed: Annotated[int, typer.Option(help="random seed")] = 1,
+    retry_503: Annotated[bool, typer.Option(help="retry 503s and errors like a provider")] = False,
+    accepted_out: Annotated[
+        Path | None, typer.Option(help="write accepted webhooks (JSON lines)")
+    ] = None,
+) -> None:
+    """Send realistic signed webhook traffic and report accepted/s and latency percentiles."""
+    from pipeline.settings import ConfigError, load_settings
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        typer.echo(f"loadgen: {exc}", err=True)
+        raise typer.Exit(1) from None
+    _, reqs = build(payments_, settings.providers, parse_mix(mix), duplicates, window, seed)
+    inflight = concurrency if not rate else max(concurrency, 2000)
+    res = asyncio.run(run(url, reqs, rate or None, inflight, retry_503))
+    if accepted_out:
+        write_accepted(accepted_out, res.accepted)
+    typer.echo(orjson.dumps(res.summary()).decode())
+    if res.codes.get(202, 0) != res.sent:
+        sys.exit(1)
+
+
+def main() -> None:
+    typer.run(main_cli)
+
+
+if __name__ == "__main__":
+    main()

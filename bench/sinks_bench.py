@@ -1,0 +1,182 @@
+"""Sinks: rows per second of each sink against its raw driver writing the same rows in the
+same batches (asyncpg COPY; clickhouse-connect insert), in one run, over several batch
+sizes, with the p99 flush time of each."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import orjson
+from aiokafka import ConsumerRecord
+from clickhouse_connect import get_async_client
+
+from bench import common
+from pipeline.settings import Settings
+from pipeline.traffic import payments
+from sinks.ch_schema import DDL
+from sinks.clickhouse import (
+    DELIVERY_COLUMNS,
+    EVENT_COLUMNS,
+    ClickHouseSink,
+    delivery_row,
+    event_row,
+)
+from sinks.postgres import PostgresSink, tx_rows
+from streams import machine
+from streams.model import PaymentEvent, Status
+
+BATCHES = (100, 500, 1000, 2000, 5000)
+
+
+def records(count: int) -> tuple[list[ConsumerRecord], list[ConsumerRecord]]:
+    """State snapshots (one per payment) and transition records (one per event)."""
+    snaps: list[ConsumerRecord] = []
+    trans: list[ConsumerRecord] = []
+    now = int(time.time() * 1000)
+    for i, pay in enumerate(payments(count, seed=5)):
+        state = None
+        for ev in pay.events:
+            e = PaymentEvent(
+                f"{ev.provider}:{ev.event_id}",
+                ev.provider,
+                ev.external_id,
+                Status(ev.status),
+                ev.occurred_at,
+                ev.status,
+                ev.amount,
+                ev.currency,
+                ev.order_id,
+                ev.occurred_at,
+                "r",
+            )
+            state, effects = machine.apply(state, e)
+            for eff in effects:
+                doc = {
+                    **eff.to_dict(),
+                    "processed_at_ms": now,
+                    "delivery_id": f"d-{e.event_id}",
+                    "delivery_received_at_ms": now,
+                    "outcome": "applied",
+                }
+                trans.append(
+                    ConsumerRecord(
+                        "t", 0, len(trans), 0, 0, None, orjson.dumps(doc), None, 0, 0, []
+                    )
+                )
+        assert state is not None
+        snaps.append(
+            ConsumerRecord("s", 0, i, 0, 0, None, orjson.dumps(state.to_dict()), None, 0, 0, [])
+        )
+    return snaps, trans
+
+
+async def timed(
+    batches: list[list[ConsumerRecord]], write: Callable[[list[ConsumerRecord]], Awaitable[None]]
+) -> dict[str, float]:
+    flushes = []
+    started = time.perf_counter()
+    for b in batches:
+        t0 = time.perf_counter()
+        await write(b)
+        flushes.append(time.perf_counter() - t0)
+    elapsed = time.perf_counter() - started
+    rows = sum(len(b) for b in batches)
+    p99 = statistics.quantiles(flushes, n=100)[98] if len(flushes) > 1 else flushes[0]
+    return {"rows_per_s": round(rows / elapsed), "p99_flush_ms": round(p99 * 1000, 1)}
+
+
+def chunks(items: list[ConsumerRecord], size: int) -> list[list[ConsumerRecord]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+async def postgres(dsn: str, snaps: list[ConsumerRecord], size: int) -> dict[str, Any]:
+    admin = await asyncpg.connect(dsn)
+    for db in ("bench_sink", "bench_raw"):
+        await admin.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {db}")
+    await admin.close()
+    base = dsn.rsplit("/", 1)[0]
+    sink = PostgresSink(f"{base}/bench_sink")
+    await sink.start()
+    ours = await timed(chunks(snaps, size), sink.write)
+    await sink.close()
+    raw = await asyncpg.connect(f"{base}/bench_raw")
+    await raw.execute(
+        "CREATE TABLE t (provider text, external_id text, status text, amount numeric,"
+        " currency text, order_id text, expected_amount numeric, expected_currency text,"
+        " late bool, version bigint, updated_at timestamptz)"
+    )
+
+    async def copy(
+        batch: list[ConsumerRecord],
+    ) -> None:  # the same decode, then COPY: the driver's best
+        rows = list(zip(*tx_rows([orjson.loads(r.value) for r in batch]), strict=True))
+        await raw.copy_records_to_table("t", records=rows)
+
+    driver = await timed(chunks(snaps, size), copy)
+    await raw.close()
+    return {
+        "sink": ours,
+        "driver": driver,
+        "ratio": round(ours["rows_per_s"] / driver["rows_per_s"], 3),
+    }
+
+
+async def clickhouse(url: str, trans: list[ConsumerRecord], size: int) -> dict[str, Any]:
+    client = await get_async_client(dsn=url)
+    for db in ("bench_sink", "bench_raw"):
+        await client.command(f"DROP DATABASE IF EXISTS {db}")
+        await client.command(f"CREATE DATABASE {db}")
+    sink = ClickHouseSink(url, "bench_sink", "default", "", "t", "dlq")
+    await sink.start()
+    ours = await timed(chunks(trans, size), sink.write)
+    await sink.close()
+    raw = await get_async_client(dsn=url, database="bench_raw")
+    for ddl in DDL:  # the same tables and materialized views as the sink's database
+        await raw.command(ddl)
+
+    async def insert(batch: list[ConsumerRecord]) -> None:  # the same rows, no dedup lookups
+        docs = [orjson.loads(r.value) for r in batch]
+        await raw.insert("payment_events", [event_row(d) for d in docs], column_names=EVENT_COLUMNS)
+        await raw.insert(
+            "ingest_log", [delivery_row(d) for d in docs], column_names=DELIVERY_COLUMNS
+        )
+
+    driver = await timed(chunks(trans, size), insert)
+    await raw.close()
+    await client.close()
+    return {
+        "sink": ours,
+        "driver": driver,
+        "ratio": round(ours["rows_per_s"] / driver["rows_per_s"], 3),
+    }
+
+
+def bench(settings: Settings, count: int = 8000) -> dict[str, Any]:
+    snaps, trans = records(count)
+    out: dict[str, Any] = {
+        "snapshots": len(snaps),
+        "transitions": len(trans),
+        "postgres": {},
+        "clickhouse": {},
+    }
+    with common.infra(settings, "sinks") as info:
+        for size in BATCHES:
+            out["postgres"][size] = asyncio.run(postgres(info.postgres_dsn, snaps, size))
+            out["clickhouse"][size] = asyncio.run(clickhouse(info.clickhouse_url, trans, size))
+    return out
+
+
+if __name__ == "__main__":
+    from pipeline.settings import load_settings
+
+    print(
+        orjson.dumps(
+            bench(load_settings()), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
+        ).decode()
+    )

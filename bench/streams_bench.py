@@ -1,0 +1,218 @@
+"""Streams throughput: events per second through normalize + dedupe + apply on one Faust
+worker, against a raw aiokafka consumer that only decodes the same JSON from the same topic,
+in the same run. Also the dedup table's memory and disk per million event ids."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+import time
+import tracemalloc
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from bench import common
+from pipeline.envelope import RawWebhook
+from pipeline.settings import Settings
+from pipeline.traffic import payments
+from pipeline.webhook_factory import signed_request
+from stack import proc, services
+from streams.step import Entry
+
+
+async def fill(bootstrap: str, topic: str, count: int, settings: Settings, partitions: int) -> int:
+    """Produce ``count`` payments' raw webhooks (as ingest writes them) to a fresh topic."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, partitions, 1)])
+    await admin.close()
+    p = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024)
+    await p.start()
+    n, now = 0, time.time()
+    futs = []
+    for pay in payments(count, seed=99):
+        for ev in pay.events:
+            body, headers = signed_request(ev, settings.providers, now)
+            kept = {
+                k: v
+                for k, v in headers.items()
+                if k in ("webhook-id", "webhook-timestamp", "content-type")
+            }
+            raw = RawWebhook(uuid.uuid4().hex, pay.provider, int(time.time() * 1000), body, kept)
+            futs.append(
+                await p.send(topic, body, key=raw.id.encode(), headers=raw.to_kafka_headers())
+            )
+            n += 1
+    for f in futs:
+        await f
+    await p.stop()
+    return n
+
+
+async def raw_consumer(bootstrap: str, topic: str, total: int) -> float:
+    """Events per second of a consumer that only decodes the JSON."""
+    c = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"raw-{uuid.uuid4().hex}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await c.start()
+    seen, started = 0, time.perf_counter()
+    try:
+        while seen < total:
+            for records in (await c.getmany(timeout_ms=1000, max_records=2000)).values():
+                for r in records:  # decode the body as its provider wrote it: JSON, or a form
+                    if (r.value or b"")[:1] == b"{":
+                        orjson.loads(r.value)
+                    else:
+                        parse_qsl(r.value.decode(), strict_parsing=True)
+                    seen += 1
+    finally:
+        await c.stop()
+    return seen / (time.perf_counter() - started)
+
+
+async def _end_total(bootstrap: str, topic: str) -> int:
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await c.start()
+    try:
+        cluster = await c._client.fetch_all_metadata()
+        tps = [TopicPartition(topic, p) for p in cluster.partitions_for_topic(topic) or []]
+        return sum((await c.end_offsets(tps)).values()) if tps else 0
+    finally:
+        await c.stop()
+
+
+def faust_worker(
+    info: Any, settings: Settings, raw_topic: str, expected: int
+) -> tuple[float, float]:
+    """Events per second of one worker from raw to transitions, and its resident MiB."""
+    tag = uuid.uuid4().hex[:8]
+    topics = {
+        "raw": raw_topic,
+        "events": f"bench.events.{tag}",
+        "state": f"bench.state.{tag}",
+        "transitions": f"bench.transitions.{tag}",
+        "dlq": f"bench.dlq.{tag}",
+    }
+
+    async def create() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=info.kafka_bootstrap)
+        await admin.start()
+        await admin.create_topics(
+            [NewTopic(t, settings.topics.partitions, 1) for k, t in topics.items() if k != "raw"]
+        )
+        await admin.close()
+
+    asyncio.run(create())
+    data = common.BENCH_RUN / f"streams-{tag}"
+    env = {
+        **os.environ,
+        **info.env(),
+        "PIPELINE_STREAMS__APP_ID": f"bench-{tag}",
+        "PIPELINE_STREAMS__DATA_DIR": str(data),
+        "PIPELINE_LOG_LEVEL": "WARNING",
+        **{f"PIPELINE_TOPICS__{k.upper()}": v for k, v in topics.items()},
+    }
+    log = common.BENCH_RUN / "logs" / f"streams-{tag}.log"
+    child = proc.spawn([sys.executable, "-m", "streams.main"], log, env=env, cwd=services.REPO)
+    if os.environ.get("BENCH_PROFILE"):  # py-spy flame data of the worker, for profiling runs
+        import subprocess
+
+        subprocess.Popen(
+            [
+                "py-spy",
+                "record",
+                "-p",
+                str(child.pid),
+                "-f",
+                "raw",
+                "-d",
+                "25",
+                "-o",
+                os.environ["BENCH_PROFILE"],
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+    try:
+        # timed from the worker's "Ready": start-up (about 3 s) is not throughput
+        proc.wait_until("streams", lambda: "[^Worker]: Ready" in log.read_text(), child, log, 60)
+        started = time.perf_counter()
+        rss = 0.0
+        while True:
+            done = asyncio.run(_end_total(info.kafka_bootstrap, topics["transitions"]))
+            rss = max(rss, proc.rss_mb(child.pid))
+            if done >= expected:
+                break
+            if child.poll() is not None:
+                raise RuntimeError(f"worker died: {proc.tail(log)}")
+            if time.perf_counter() - started > 240:
+                raise RuntimeError(f"worker too slow: {done}/{expected} after 240 s")
+            time.sleep(0.5)
+        elapsed = time.perf_counter() - started
+    finally:
+        proc.stop(child.pid)
+        shutil.rmtree(data, ignore_errors=True)
+    return expected / elapsed, rss
+
+
+def dedup_footprint(ids: int = 1_000_000, per_payment: int = 3) -> dict[str, float]:
+    """Memory (Python) and disk (RocksDB, as Faust stores the table) per million event ids."""
+    import rocksdict
+
+    tracemalloc.start()
+    entries = {}
+    for i in range(ids // per_payment):
+        entries[f"coinbase:pay-{i:09d}".encode()] = {
+            f"coinbase:evt-{i:09d}-{k}": 1_795_000_000_000 + k for k in range(per_payment)
+        }
+    mem = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    path = common.BENCH_RUN / "dedup-rocksdb"
+    shutil.rmtree(path, ignore_errors=True)
+    db = rocksdict.Rdict(str(path))
+    for k, seen in entries.items():
+        db[k] = orjson.dumps({"seen": seen})
+    db.close()
+    disk = sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+    shutil.rmtree(path, ignore_errors=True)
+    scale = 1_000_000 / ids
+    return {
+        "memory_mib_per_million": round(mem * scale / 2**20, 1),
+        "disk_mib_per_million": round(disk * scale / 2**20, 1),
+    }
+
+
+def bench(settings: Settings, count: int = 6000) -> dict[str, Any]:
+    with common.infra(settings, "streams") as info:
+        topic = f"bench.raw.{uuid.uuid4().hex[:8]}"
+        total = asyncio.run(
+            fill(info.kafka_bootstrap, topic, count, settings, settings.topics.partitions)
+        )
+        raw_rate = asyncio.run(raw_consumer(info.kafka_bootstrap, topic, total))
+        worker_rate, rss = faust_worker(info, settings, topic, total)
+    _ = Entry  # the table value the footprint mirrors: {"state": ..., "seen": {id: ms}}
+    return {
+        "events": total,
+        "raw_consumer_per_s": round(raw_rate),
+        "worker_per_s": round(worker_rate),
+        "ratio": round(worker_rate / raw_rate, 3),
+        "worker_rss_mib": round(rss, 1),
+        "dedup": dedup_footprint(),
+    }
+
+
+if __name__ == "__main__":
+    from pipeline.settings import load_settings
+
+    print(orjson.dumps(bench(load_settings()), option=orjson.OPT_INDENT_2).decode())

@@ -1,0 +1,1 @@
+"""The monitoring dashboard served by ingest under ``/dashboard``."""

@@ -1,0 +1,41 @@
+"""Prometheus metrics of the stream worker, served on ``[streams] metrics_port`` (0 = off).
+
+Counted where the agents decide; never read back, never part of state.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram, start_http_server
+
+NORMALIZED = Counter(
+    "pipeline_streams_normalized",
+    "Records normalized onto payments.events, by provider and kind (event or checkout)",
+    ["provider", "kind"],
+)
+DEAD_LETTERS = Counter(
+    "pipeline_streams_dead_letters",
+    "Records sent to the dead-letter topic, by stage",
+    ["stage"],
+)
+EVENTS = Counter(
+    "pipeline_streams_events",
+    "Payment events through the state machine, by outcome (applied, duplicate, refused)",
+    ["outcome"],
+)
+LATENCY = Histogram(
+    "pipeline_streams_processing_latency_seconds",
+    "From receipt at ingest to the transition written by the apply agent, by provider",
+    ["provider"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+
+for _stage in ("normalize", "apply"):
+    DEAD_LETTERS.labels(_stage)
+for _outcome in ("applied", "duplicate", "refused"):
+    EVENTS.labels(_outcome)
+
+
+def serve(host: str, port: int) -> None:
+    """Start the /metrics listener in a daemon thread when a port is configured."""
+    if port > 0:
+        start_http_server(port, addr=host)

@@ -1,0 +1,248 @@
+"""The monitoring dashboard on the real stack: its API answers with what Postgres, ClickHouse
+and Kafka hold, only with the token, and a headless Chromium draws every chart with data."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import re
+import shutil
+import struct
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from pipeline.settings import Settings
+from pipeline.traffic import payments, requests
+from stack import launcher
+from tests.integration.test_stream_semantics import assert_converged, send
+from tests.integration.waiting import eventually
+
+API = ("statuses", "throughput", "latency", "lag", "dead-letters")
+CHARTS = ("statuses", "throughput", "latency", "lag", "dead-letters")
+
+
+def token(settings: Settings) -> str:
+    return settings.dashboard.token.get_secret_value()
+
+
+def auth(settings: Settings) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(settings)}"}
+
+
+async def get_json(api: httpx.AsyncClient, settings: Settings, path: str) -> Any:
+    r = await api.get(f"/dashboard/api/{path}", headers=auth(settings))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def raw_end(lag: dict[str, Any], topic: str) -> int:
+    return sum(
+        p["end"]
+        for p in lag["partitions"]
+        if p["group"] == "checkout-pipeline" and p["topic"] == topic
+    )
+
+
+@pytest.fixture(scope="module")
+async def traffic(
+    api: httpx.AsyncClient, pg: asyncpg.Pool, ch: Any, settings: Settings
+) -> dict[str, Any]:
+    """Real traffic with redeliveries and one dead letter; how far webhooks.raw moved."""
+    assert token(settings), "config/local.toml must set [dashboard] token"
+    before = await get_json(api, settings, "lag")
+    pays = payments(48, seed=909)
+    reqs = requests(pays, settings.providers, seed=909, duplicate_share=0.3, now=time.time())
+    await send(api, reqs)
+    body = b'"not an object"'  # authentic but unreadable: 400 and a dead letter
+    secret = settings.providers.coinbase.secrets[0].get_secret_value().encode()
+    sig = hmac.new(secret, body, hashlib.sha256).hexdigest()
+    r = await api.post(
+        "/webhooks/coinbase",
+        content=body,
+        headers={"content-type": "application/json", "x-cc-webhook-signature": sig},
+    )
+    assert r.status_code == 400
+    await assert_converged(pg, ch, pays)
+    return {"requests": len(reqs), "raw_end_before": raw_end(before, settings.topics.raw)}
+
+
+@pytest.mark.parametrize("path", API)
+async def test_api_without_or_with_a_wrong_token_is_401(
+    api: httpx.AsyncClient, settings: Settings, path: str
+) -> None:
+    url = f"/dashboard/api/{path}"
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": token(settings)}):
+        r = await api.get(url, headers=headers)
+        assert r.status_code == 401, headers
+        assert r.json()["detail"] == "dashboard token missing or wrong"
+        assert r.headers["www-authenticate"].startswith("Bearer")
+    # the query token opens the page only; the API wants the header
+    r = await api.get(url, params={"token": token(settings)})
+    assert r.status_code == 401
+
+
+async def test_page_takes_the_token_as_header_or_query(
+    api: httpx.AsyncClient, settings: Settings
+) -> None:
+    assert (await api.get("/dashboard")).status_code == 401
+    assert (await api.get("/dashboard", params={"token": "wrong"})).status_code == 401
+    for r in (
+        await api.get("/dashboard", params={"token": token(settings)}),
+        await api.get("/dashboard", headers=auth(settings)),
+    ):
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/html")
+        assert r.headers["cache-control"] == "no-store"
+        assert "script-src 'self'" in r.headers["content-security-policy"]
+        assert 'id="chart-throughput"' in r.text
+    js = await api.get("/dashboard/static/charts.js")  # holds no data: no token needed
+    assert js.status_code == 200 and "data-points" in js.text
+
+
+async def test_statuses_are_the_postgres_counts(
+    traffic: dict[str, Any], api: httpx.AsyncClient, pg: asyncpg.Pool, settings: Settings
+) -> None:
+    got = await get_json(api, settings, "statuses")
+    rows = await pg.fetch("SELECT status, count(*) AS n FROM transactions GROUP BY status")
+    want = {r["status"]: r["n"] for r in rows}
+    assert {s["status"]: s["count"] for s in got["by_status"]} == want
+    assert got["total"] == sum(want.values()) >= 48
+
+
+async def test_throughput_and_latency_come_from_clickhouse(
+    traffic: dict[str, Any], api: httpx.AsyncClient, ch: Any, settings: Settings
+) -> None:
+    async def throughput() -> Any:
+        return await get_json(api, settings, "throughput?minutes=60")
+
+    got = await eventually(  # redeliveries may still be on their way to the ingest log
+        throughput,
+        lambda g: sum(n for _, n in g["deliveries"]) >= traffic["requests"],
+        what="every delivery in the throughput",
+    )
+    events = ch.query(
+        "SELECT sum(events) FROM events_per_minute WHERE minute >= now() - INTERVAL 60 MINUTE"
+    ).result_rows[0][0]
+    assert sum(n for _, n in got["events"]) == events > 0
+    minutes = [t for t, _ in got["deliveries"]]
+    assert minutes == sorted(minutes) and all(t % 60_000 == 0 for t in minutes)
+    assert (time.time() * 1000) - minutes[-1] < 5 * 60_000
+
+    lat = await get_json(api, settings, "latency?minutes=60")
+    w = lat["window"]
+    assert w["deliveries"] >= traffic["requests"]
+    assert 0 <= w["p50"] <= w["p90"] <= w["p99"] < 60_000
+    assert sum(p["deliveries"] for p in lat["points"]) == w["deliveries"]
+    bad = await api.get("/dashboard/api/latency?minutes=0", headers=auth(settings))
+    assert bad.status_code == 400
+
+
+async def test_lag_covers_every_group_and_partition_and_drains(
+    traffic: dict[str, Any], api: httpx.AsyncClient, settings: Settings
+) -> None:
+    t = settings.topics
+    expected = {
+        "checkout-pipeline": {t.raw, t.events},
+        "sink-postgres": {t.state},
+        "sink-clickhouse": {t.transitions, t.dlq},
+    }
+    lag = await get_json(api, settings, "lag")
+    for group, topics in expected.items():
+        seen = {(p["topic"], p["partition"]) for p in lag["partitions"] if p["group"] == group}
+        assert seen == {(tp, n) for tp in topics for n in range(t.partitions)}, group
+    # every accepted webhook is one more record on webhooks.raw
+    assert raw_end(lag, t.raw) - traffic["raw_end_before"] == traffic["requests"]
+
+    async def totals() -> dict[str, int]:
+        body = await get_json(api, settings, "lag")
+        return dict(body["total_by_group"])
+
+    drained = await eventually(
+        totals, lambda g: set(g) == set(expected) and not any(g.values()), what="lag drained"
+    )
+    assert drained == dict.fromkeys(expected, 0)
+
+
+async def test_dead_letters_show_the_ingest_rejection(
+    traffic: dict[str, Any], api: httpx.AsyncClient, ch: Any, settings: Settings
+) -> None:
+    async def dead() -> Any:
+        return await get_json(api, settings, "dead-letters?limit=50")
+
+    got = await eventually(
+        dead,
+        lambda d: any(r["reason"] == "body is not a JSON object" for r in d["recent"]),
+        what="the unreadable webhook among the recent dead letters",
+    )
+    total = ch.query("SELECT count() FROM dead_letters FINAL").result_rows[0][0]
+    assert got["total"] == total == sum(s["count"] for s in got["by_stage"])
+    assert "ingest" in {s["stage"] for s in got["by_stage"]}
+    row = next(r for r in got["recent"] if r["reason"] == "body is not a JSON object")
+    assert row["stage"] == "ingest" and row["provider"] == "coinbase"
+
+
+async def _chromium(*args: str) -> bytes:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.fail("chromium is not installed: run deploy/setup-system.sh as root (make setup)")
+    child = await asyncio.create_subprocess_exec(
+        exe,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--virtual-time-budget=10000",
+        "--window-size=1400,1000",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(child.communicate(), timeout=90)
+    assert child.returncode == 0, err.decode(errors="replace")[-2000:]
+    return out
+
+
+async def test_headless_chromium_draws_every_chart_with_data(
+    traffic: dict[str, Any],
+    stack: launcher.StackInfo,
+    api: httpx.AsyncClient,
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    url = f"{stack.ingest_url}/dashboard?token={token(settings)}"
+    shot = tmp_path / "dashboard.png"
+    await _chromium(f"--user-data-dir={tmp_path / 'p1'}", f"--screenshot={shot}", url)
+    png = shot.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", png[16:24]) == (1400, 1000)
+    assert len(png) > 40_000  # a blank or error page compresses to a few kB
+
+    dom = (await _chromium(f"--user-data-dir={tmp_path / 'p2'}", "--dump-dom", url)).decode()
+    body = re.search(r"<body([^>]*)>", dom)
+    assert body is not None
+    assert 'data-state="ready"' in body.group(1) and 'data-errors="0"' in body.group(1)
+    charts = {
+        m["name"]: (int(m["points"]), float(m["total"]))
+        for m in re.finditer(
+            r'data-chart="(?P<name>[^"]+)" data-points="(?P<points>\d+)" '
+            r'data-total="(?P<total>[\d.]+)"',
+            dom,
+        )
+    }
+    assert set(charts) == set(CHARTS), charts
+    assert all(points > 0 for points, _ in charts.values()), charts
+    statuses = await get_json(api, settings, "statuses")
+    assert charts["statuses"] == (len(statuses["by_status"]), statuses["total"])
+    for name in ("throughput", "latency", "dead-letters"):
+        assert charts[name][1] > 0, name
+    assert charts["lag"][0] == 5 * settings.topics.partitions  # five topics, three groups

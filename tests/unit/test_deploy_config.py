@@ -1,0 +1,70 @@
+"""deploy/ and docker-compose.yml agree with each other and with config/compose.toml: Grafana's
+data sources, its dashboards' references, Prometheus' scrape targets."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+GRAFANA = ROOT / "deploy" / "grafana"
+
+
+def load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def test_grafana_datasources_point_at_the_compose_services() -> None:
+    doc = load_yaml(GRAFANA / "provisioning" / "datasources" / "clickhouse.yaml")
+    by_type = {d["type"]: d for d in doc["datasources"]}
+    ch = by_type["grafana-clickhouse-datasource"]
+    assert ch["jsonData"]["host"] == "clickhouse" and ch["jsonData"]["protocol"] == "http"
+    assert ch["jsonData"]["port"] == 8123
+    assert by_type["prometheus"]["url"] == "http://prometheus:9090"
+
+
+def test_every_dashboard_panel_uses_a_provisioned_datasource() -> None:
+    doc = load_yaml(GRAFANA / "provisioning" / "datasources" / "clickhouse.yaml")
+    uids = {d["uid"] for d in doc["datasources"]}
+    files = sorted((GRAFANA / "dashboards").glob("*.json"))
+    assert len(files) >= 2
+    for f in files:
+        dash = json.loads(f.read_text())
+        assert dash["uid"] and dash["panels"]
+        for panel in dash["panels"]:
+            assert panel["datasource"]["uid"] in uids, (f.name, panel["title"])
+            for t in panel["targets"]:
+                assert t["datasource"]["uid"] in uids, (f.name, panel["title"])
+    provider = load_yaml(GRAFANA / "provisioning" / "dashboards" / "pipeline.yaml")
+    assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_compose_runs_grafana_with_the_plugin_and_prometheus_with_its_config() -> None:
+    compose = load_yaml(ROOT / "docker-compose.yml")
+    grafana = compose["services"]["grafana"]
+    assert "grafana-clickhouse-datasource" in grafana["environment"]["GF_INSTALL_PLUGINS"]
+    mounts = {v.split(":")[0]: v.split(":")[1] for v in grafana["volumes"]}
+    assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
+    assert mounts["./deploy/grafana/dashboards"] == "/var/lib/grafana/dashboards"
+    for host_path in mounts:
+        if host_path.startswith("./"):
+            assert (ROOT / host_path).exists(), host_path
+    prom = compose["services"]["prometheus"]
+    assert any(v.startswith("./deploy/prometheus.yml:") for v in prom["volumes"])
+
+
+def test_prometheus_scrapes_the_ports_the_compose_config_sets() -> None:
+    cfg = tomllib.loads((ROOT / "config" / "compose.toml").read_text())
+    want = {
+        "ingest": f"ingest:{cfg['ingest']['port']}",
+        "streams": f"streams:{cfg['streams']['metrics_port']}",
+        "sinks": f"sinks:{cfg['sinks']['metrics_port']}",
+    }
+    assert cfg["streams"]["metrics_host"] == cfg["sinks"]["metrics_host"] == "0.0.0.0"
+    prom = load_yaml(ROOT / "deploy" / "prometheus.yml")
+    got = {j["job_name"]: j["static_configs"][0]["targets"][0] for j in prom["scrape_configs"]}
+    assert got == want
