@@ -1,5 +1,6 @@
 """Session fixtures: the real stack (Kafka, Postgres, ClickHouse, ingest, streams, sinks),
-started once by the same launcher as ``make up``, in a fresh run folder."""
+started once by the same launcher as ``make up``, in a fresh run folder, and only when a test
+asks for it (tests/integration, tests/chaos): unit tests need nothing running."""
 
 from __future__ import annotations
 
@@ -15,13 +16,16 @@ import pytest
 from pipeline.settings import Settings, load_settings
 from stack import launcher
 
-RUN_DIR = Path(__file__).resolve().parents[2] / ".run" / "test"
+RUN_DIR = Path(__file__).resolve().parents[1] / ".run" / "test"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "tests/integration" in str(item.fspath):
+        path = str(item.fspath)
+        if "tests/integration" in path:
             item.add_marker(pytest.mark.integration)
+        if "tests/chaos" in path:
+            item.add_marker(pytest.mark.chaos)
 
 
 @pytest.fixture(scope="session")
