@@ -42,6 +42,7 @@ class RawWriter:
         self._dlq_topic = dlq_topic
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
+        self._closing: set[asyncio.Task[None]] = set()
 
     async def _ensure(self) -> AIOKafkaProducer:
         if self._producer is not None:
@@ -92,7 +93,24 @@ class RawWriter:
             await asyncio.wait_for(fut, self._timeout)
         except (KafkaError, OSError, TimeoutError) as exc:
             log.warning("kafka write failed: %s", type(exc).__name__)
+            self._discard(producer)
             raise BrokerUnavailable(f"Kafka did not acknowledge: {type(exc).__name__}") from exc
+
+    def _discard(self, producer: AIOKafkaProducer) -> None:
+        """Start afresh after any failed write. A write given up on (timeout) leaves the
+        idempotent producer's sequence numbers ahead of the broker's; after a broker restart
+        that producer would fail every later write with OutOfOrderSequenceNumber. A new
+        producer gets a new producer id, and the next request starts it."""
+        if self._producer is not producer:
+            return  # another failed write already discarded it
+        self._producer = None
+        task = asyncio.get_running_loop().create_task(self._stop(producer))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    @staticmethod
+    async def _stop(producer: AIOKafkaProducer) -> None:
+        await producer.stop()
 
     async def ready(self) -> bool:
         try:
