@@ -7,7 +7,7 @@ RUN_DIR ?= .run
 export PIPELINE_RUN_DIR := $(RUN_DIR)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup up down status run test test-unit test-integration lint format bench
+.PHONY: help setup up down status run test test-unit test-integration chaos bench loadgen lint format
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -41,6 +41,15 @@ test-unit: setup ## unit tests only (nothing running)
 
 test-integration: setup ## integration tests on the real stack
 	$(PY) -m pytest tests/integration
+
+chaos: setup ## the full fault and hostile-input suite (CI runs a short subset in make test)
+	CHAOS_FULL=1 $(PY) -m pytest tests/chaos
+
+bench: setup ## every benchmark (each under 5 minutes); writes docs/benchmarks.md
+	$(PY) -m bench.run
+
+loadgen: setup ## signed webhook traffic against the running stack (make up first)
+	set -a && . $(RUN_DIR)/stack.env && set +a && $(VENV)/bin/pipeline-loadgen $(ARGS)
 
 lint: setup ## ruff (lint + format check) and mypy --strict
 	$(VENV)/bin/ruff check .

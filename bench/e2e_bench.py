@@ -1,0 +1,86 @@
+"""End to end on the whole stack on this machine: a sustained open-loop rate for a minute,
+the rate achieved, and the latency from ingest's receipt (just before the 202) to the
+Postgres row; plus the resident memory of every process."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from typing import Any
+
+import asyncpg
+
+from bench import common
+from bench.loadgen import build, run
+from pipeline.settings import Settings
+from stack import launcher, proc
+
+
+async def row_latencies(dsn: str, ids: list[str]) -> list[float]:
+    """Per payment: Postgres write time minus the receipt of its newest webhook."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT extract(epoch FROM written_at - updated_at) AS s FROM transactions "
+            "WHERE external_id = ANY($1::text[])",
+            ids,
+        )
+    finally:
+        await conn.close()
+    return [float(r["s"]) for r in rows]
+
+
+async def wait_rows(dsn: str, ids: list[str], timeout: float = 180) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            n = await conn.fetchval(
+                "SELECT count(*) FROM transactions WHERE external_id = ANY($1::text[])", ids
+            )
+            if n >= len(ids) or asyncio.get_running_loop().time() > deadline:
+                return int(n)
+            await asyncio.sleep(1)
+    finally:
+        await conn.close()
+
+
+def pct(values: list[float], q: int) -> float:
+    return (
+        statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+        if len(values) > 1
+        else values[0]
+    )
+
+
+def bench(settings: Settings, rate: float = 1000.0, seconds: int = 60) -> dict[str, Any]:
+    with common.infra(settings, "e2e", services_too=True) as info:
+        per_payment = 3.3  # events per payment in the scenario mix, plus 10 % redeliveries
+        _, reqs = build(int(rate * seconds / per_payment), settings.providers, {}, 0.1, 50, seed=21)
+        reqs = reqs[: int(rate * seconds)]
+        ids = sorted({r.payment.external_id for r in reqs})
+        res = asyncio.run(run(info.ingest_url, reqs, rate, 4000))
+        landed = asyncio.run(wait_rows(info.postgres_dsn, ids))
+        lat = asyncio.run(row_latencies(info.postgres_dsn, ids))
+        rss = {name: round(proc.rss_mb(part.pid), 1) for name, part in info.parts.items()}
+        status = launcher.status(common.BENCH_RUN / "e2e")
+    return {
+        "target_rate": rate,
+        "seconds": seconds,
+        "load": res.summary(),
+        "payments": len(ids),
+        "payments_in_postgres": landed,
+        "receipt_to_postgres_p50_ms": round(pct(lat, 50) * 1000),
+        "receipt_to_postgres_p99_ms": round(pct(lat, 99) * 1000),
+        "receipt_to_postgres_max_ms": round(max(lat) * 1000),
+        "rss_mib": rss,
+        "start_s": {n: s for n, _, s, _, _ in status},
+    }
+
+
+if __name__ == "__main__":
+    import orjson
+
+    from pipeline.settings import load_settings
+
+    print(orjson.dumps(bench(load_settings(), seconds=20), option=orjson.OPT_INDENT_2).decode())

@@ -1,0 +1,151 @@
+"""docs/benchmarks.md from the results of ``make bench``; hand-written notes below NOTES are kept."""
+
+from __future__ import annotations
+
+from typing import Any
+
+NOTES = "\n## Reading the figures\n"
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.0f} %"
+
+
+def _row(cells: list[Any]) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def ingest(i: dict[str, Any]) -> list[str]:
+    out = [
+        "## Ingest",
+        "",
+        "Signature verification per request, typical 2 KB body (µs):",
+        "",
+        _row(list(i["verify_us"])),
+        "|" + "---|" * len(i["verify_us"]),
+        _row(list(i["verify_us"].values())),
+        "",
+        "Accepted webhooks per second, closed loop with 64 in flight (loadgen on the same machine), "
+        "verification on and one Kafka ack (acks=all) per webhook, against a bare Litestar endpoint "
+        "that only answers 202, same server and settings:",
+        "",
+        "| server | bare /s | ingest /s | ingest / bare (target ≥ 60 %) | ingest p50 | ingest p99 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for kind, row in i["servers"].items():
+        out.append(
+            _row(
+                [
+                    kind,
+                    f"{row['bare']['accepted_per_s']:,.0f}",
+                    f"{row['ingest']['accepted_per_s']:,.0f}",
+                    _pct(row["ratio"]),
+                    f"{row['ingest']['p50_ms']} ms",
+                    f"{row['ingest']['p99_ms']} ms",
+                ]
+            )
+        )
+    return [*out, ""]
+
+
+def streams(s: dict[str, Any]) -> list[str]:
+    return [
+        "## Streams",
+        "",
+        f"{s['events']:,} raw webhooks of every provider through one Faust worker (normalize, re-key, "
+        "dedupe, state machine, state and transition records), against a raw aiokafka consumer that only "
+        "decodes the same messages from the same topic:",
+        "",
+        "| raw consumer /s | one worker /s | worker / raw (target ≥ 50 %) | worker RSS |",
+        "|---|---|---|---|",
+        _row(
+            [
+                f"{s['raw_consumer_per_s']:,}",
+                f"{s['worker_per_s']:,}",
+                _pct(s["ratio"]),
+                f"{s['worker_rss_mib']} MiB",
+            ]
+        ),
+        "",
+        f"Dedup ids (kept per payment with their first-seen time): {s['dedup']['memory_mib_per_million']} MiB "
+        f"of Python memory and {s['dedup']['disk_mib_per_million']} MiB of RocksDB disk per million ids.",
+        "",
+    ]
+
+
+def sinks(k: dict[str, Any]) -> list[str]:
+    out = [
+        "## Sinks",
+        "",
+        f"{k['snapshots']:,} state snapshots into Postgres and {k['transitions']:,} transition records into "
+        "ClickHouse, through each sink and through its raw driver writing the same rows in the same batches "
+        "(asyncpg COPY; clickhouse-connect insert into the same tables and views):",
+        "",
+        "| batch | Postgres sink /s | COPY /s | ratio | sink p99 flush | ClickHouse sink /s | insert /s | ratio | sink p99 flush |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for size in k["postgres"]:
+        p, c = k["postgres"][size], k["clickhouse"][size]
+        out.append(
+            _row(
+                [
+                    size,
+                    f"{p['sink']['rows_per_s']:,}",
+                    f"{p['driver']['rows_per_s']:,}",
+                    _pct(p["ratio"]),
+                    f"{p['sink']['p99_flush_ms']} ms",
+                    f"{c['sink']['rows_per_s']:,}",
+                    f"{c['driver']['rows_per_s']:,}",
+                    _pct(c["ratio"]),
+                    f"{c['sink']['p99_flush_ms']} ms",
+                ]
+            )
+        )
+    return [*out, ""]
+
+
+def e2e(e: dict[str, Any]) -> list[str]:
+    return [
+        "## End to end",
+        "",
+        f"The whole stack on this machine, open loop at {e['target_rate']:.0f} webhooks/s for {e['seconds']} s "
+        "(loadgen on the same machine):",
+        "",
+        "| achieved /s | ingest p50 | ingest p99 | payments in Postgres | receipt → Postgres p50 | p99 (target ≤ 1 s) | max |",
+        "|---|---|---|---|---|---|---|",
+        _row(
+            [
+                f"{e['load']['accepted_per_s']:,}",
+                f"{e['load']['p50_ms']} ms",
+                f"{e['load']['p99_ms']} ms",
+                f"{e['payments_in_postgres']:,} / {e['payments']:,}",
+                f"{e['receipt_to_postgres_p50_ms']:,} ms",
+                f"{e['receipt_to_postgres_p99_ms']:,} ms",
+                f"{e['receipt_to_postgres_max_ms']:,} ms",
+            ]
+        ),
+        "",
+        "Resident memory at the end of the run (MiB): "
+        + ", ".join(f"{k} {v}" for k, v in e["rss_mib"].items())
+        + ".",
+        "",
+    ]
+
+
+def page(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    out = [
+        "# Benchmarks",
+        "",
+        f"Measured by `make bench` on {m['date']}: {m['cpu']}, {m['cores']} cores, {m['memory']}, "
+        f"Python {m['python']}, kernel {m['kernel']}. The machine is shared and noisy: read the ratios "
+        "(measured side by side in one run) rather than the absolute rates. Each part takes under five minutes.",
+        "",
+    ]
+    for name, fn in (("ingest", ingest), ("streams", streams), ("sinks", sinks), ("e2e", e2e)):
+        part = r.get(name)
+        if isinstance(part, dict) and "error" in part:
+            out += [f"## {name}", "", f"Failed in this run: {part['error']}", ""]
+        elif isinstance(part, dict):
+            out += fn(part)
+    return "\n".join(out)
