@@ -176,6 +176,9 @@ async def main_async(settings: Settings, count: int) -> int:
         f"Stack still running: stop it with [bold]make down[/]. "
         f"Addresses in {RUN_DIR / 'stack.env'}"
     )
+    if token := settings.dashboard.token.get_secret_value():
+        console.print(f"Dashboard: {info.ingest_url}/dashboard?token={token}")
+    console.print("One payment's journey: .venv/bin/pipeline inspect PROVIDER EXTERNAL_ID")
     if not ok:
         console.print("[red]run: not every webhook landed as expected[/]")
         return 1
