@@ -98,16 +98,27 @@ class TxState:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TxState:
-        checkout = Checkout.from_dict(d["checkout"]) if d.get("checkout") else None
-        events = tuple(PaymentEvent.from_dict(e) for e in d.get("events", []))
-        return fold(
-            replace(
-                cls(d["provider"], d["external_id"]),
-                version=d["version"],
-                updated_at=_ts(d.get("updated_at")),
+        """Read back what ``to_dict`` wrote: no fold here, the next ``apply`` folds anew."""
+        return cls(
+            provider=d["provider"],
+            external_id=d["external_id"],
+            status=Status(d["status"]),
+            version=d["version"],
+            amount=None if d.get("amount") is None else Decimal(d["amount"]),
+            currency=d.get("currency"),
+            order_id=d.get("order_id"),
+            checkout=Checkout.from_dict(d["checkout"]) if d.get("checkout") else None,
+            late=d.get("late", False),
+            updated_at=_ts(d.get("updated_at")),
+            events=tuple(
+                Applied(
+                    PaymentEvent.from_dict(e),
+                    e["applied"],
+                    Status(e["effective"]),
+                    e.get("note", ""),
+                )
+                for e in d.get("events", [])
             ),
-            checkout,
-            events,
         )
 
 
