@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -13,19 +14,21 @@ import asyncpg
 import msgspec
 import structlog
 from litestar import Litestar, Request, Response, get, post
-from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, NotFoundException
-from litestar.params import FromPath, JSONBody
+from litestar.middleware import DefineMiddleware
+from litestar.params import FromPath, JSONBody, KwargDefinition, PathParameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
 from ingest import metrics
+from ingest import openapi as doc
+from ingest.cors import cors_config, json_preflight_refusal
 from ingest.dashboard.routes import Dashboard
 from ingest.errors import BrokerUnavailable
 from ingest.intake import Unreadable, WrongMediaType, check_content_type, check_readable
-from ingest.middleware import RequestIdMiddleware
-from ingest.transactions import fetch_transaction
-from ingest.verify.base import SignatureError, Verifier
+from ingest.middleware import BodyDeadlineMiddleware, RequestIdMiddleware
+from ingest.transactions import TransactionsUnavailable, fetch_transaction, storable
+from ingest.verify.base import Clock, SignatureError, Verifier, system_clock
 from ingest.verify.nowpayments import NOT_JSON
 from ingest.verify.registry import build_verifiers
 from ingest.writer import RawWriter, Writer
@@ -35,13 +38,32 @@ from streams.model import PROVIDERS
 
 log = structlog.get_logger("ingest")
 
+Provider = Annotated[
+    str, PathParameter(description="one of the six providers", schema_extra=doc.PROVIDER_ENUM)
+]
+# Patterns mean the same to msgspec (Python) and to OpenAPI (ECMA): ASCII classes only, and
+# the handler checks them again with fullmatch, since Python's ``$`` also matches before a
+# final newline. Ids are printable: Postgres cannot even store NUL.
+_ID = r"[^\x00-\x1f\x7f]{1,200}"
+_AMOUNT = r"[0-9]{1,18}(\.[0-9]{1,18})?"
+_CURRENCY = r"[A-Za-z0-9]{2,16}"
+
 
 class CheckoutIn(msgspec.Struct, forbid_unknown_fields=True):
-    provider: str
-    external_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    order_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    amount: Annotated[str, msgspec.Meta(pattern=r"^\d{1,18}(\.\d{1,18})?$")]
-    currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9]{2,16}$")]
+    provider: Annotated[str, KwargDefinition(schema_extra=doc.PROVIDER_ENUM)]
+    external_id: Annotated[str, msgspec.Meta(pattern=f"^{_ID}$")]
+    order_id: Annotated[str, msgspec.Meta(pattern=f"^{_ID}$")]
+    amount: Annotated[str, msgspec.Meta(pattern=f"^{_AMOUNT}$")]
+    currency: Annotated[str, msgspec.Meta(pattern=f"^{_CURRENCY}$")]
+
+    def invalid_field(self) -> str | None:
+        fields = (
+            ("external_id", _ID),
+            ("order_id", _ID),
+            ("amount", _AMOUNT),
+            ("currency", _CURRENCY),
+        )
+        return next((f for f, p in fields if not re.fullmatch(p, getattr(self, f))), None)
 
 
 def _headers(request: Request[Any, Any, Any]) -> dict[str, str]:
@@ -69,9 +91,14 @@ async def _write(state: State, raw: RawWebhook) -> Response[dict[str, str]]:
     return Response({"id": raw.id, "status": "accepted"}, status_code=HTTP_202_ACCEPTED)
 
 
-@post("/webhooks/{provider:str}", status_code=HTTP_202_ACCEPTED)
+@post(
+    "/webhooks/{provider:str}",
+    status_code=HTTP_202_ACCEPTED,
+    operation_class=doc.RawBodyOperation,
+    responses={**doc.accepted(), **doc.errors(400, 401, 404, 408, 413, 415, 503)},
+)
 async def receive_webhook(
-    provider: FromPath[str], request: Request[Any, Any, Any], state: State
+    provider: Provider, request: Request[Any, Any, Any], state: State
 ) -> Response[dict[str, str]]:
     """Verify, bound, write the raw request to Kafka; 202 only after the broker's ack."""
     verifier: Verifier | None = state.verifiers.get(provider)
@@ -105,7 +132,11 @@ async def receive_webhook(
         # dead letter so that nothing authentic is lost
         log.info("webhook unreadable", provider=provider, reason=str(exc), status=400)
         await _dead_letter(state, raw, str(exc))
-        raise HTTPException(status_code=400, detail=f"unreadable body: {exc}") from None
+        raise HTTPException(
+            status_code=400,
+            detail=f"unreadable body: {exc}; kept as dead letter ingest:{raw.id}",
+            extra={"id": raw.id},
+        ) from None
     return await _write(state, raw)
 
 
@@ -121,16 +152,30 @@ async def _dead_letter(state: State, raw: RawWebhook, reason: str) -> None:
         ) from None
 
 
+def _undecodable(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
+    """Litestar decodes the JSON of ``/checkouts`` before the handler runs, and lets two
+    errors of its decoder through: nesting deeper than it can follow, and strings that are not
+    UTF-8. Both mean an unreadable body: 400, not a crash."""
+    why = "nested too deeply" if isinstance(exc, RecursionError) else "not UTF-8"
+    return Response({"detail": f"unreadable body: {why}"}, status_code=400)
+
+
 def _rid(request: Request[Any, Any, Any]) -> str:
     return str(request.scope.get("state", {}).get("request_id", ""))
 
 
-@post("/checkouts", status_code=HTTP_202_ACCEPTED)
+@post(
+    "/checkouts",
+    status_code=HTTP_202_ACCEPTED,
+    responses={**doc.accepted(), **doc.errors(400, 408, 413, 503)},
+)
 async def register_checkout(
     data: JSONBody[CheckoutIn], request: Request[Any, Any, Any], state: State
 ) -> Response[dict[str, str]]:
     if data.provider not in PROVIDERS:
         raise HTTPException(status_code=400, detail=f"unknown provider {data.provider[:40]!r}")
+    if (field := data.invalid_field()) is not None:
+        raise HTTPException(status_code=400, detail=f"invalid {field}")
     if Decimal(data.amount) <= 0:
         raise HTTPException(status_code=400, detail="amount must be positive")
     body = msgspec.json.encode(data)
@@ -141,14 +186,26 @@ async def register_checkout(
     return await _write(state, raw)
 
 
-@get("/transactions/{provider:str}/{external_id:str}")
+@get(
+    "/transactions/{provider:str}/{external_id:str}",
+    responses={**doc.transaction(), **doc.errors(400, 404, 503)},
+)
 async def get_transaction(
-    provider: FromPath[str], external_id: FromPath[str], state: State
+    provider: Provider,
+    external_id: FromPath[str],
+    state: State,
 ) -> dict[str, Any]:
     if provider not in PROVIDERS:
         raise NotFoundException(detail=f"unknown provider {provider[:40]!r}")
+    if not storable(external_id):  # NUL, lone surrogates, too long: no payment has such an id
+        raise NotFoundException(detail="no such transaction")
     pool = await _pool(state)
-    tx = await fetch_transaction(pool, provider, external_id)
+    try:
+        tx = await fetch_transaction(pool, provider, external_id)
+    except TransactionsUnavailable as exc:
+        raise HTTPException(
+            status_code=503, detail=f"database unavailable: {exc}", headers={"Retry-After": "5"}
+        ) from None
     if tx is None:
         raise NotFoundException(detail="no such transaction")
     return tx
@@ -159,7 +216,7 @@ async def health() -> dict[str, str]:
     return {"status": "alive"}
 
 
-@get("/ready")
+@get("/ready", responses=doc.errors(503))
 async def ready(state: State) -> Response[dict[str, str]]:
     writer: Writer = state.writer
     if await writer.ready():
@@ -179,7 +236,10 @@ async def _pool(state: State) -> asyncpg.Pool:
     return pool
 
 
-def create_app(settings: Settings, writer: Writer | None = None) -> Litestar:
+def create_app(
+    settings: Settings, writer: Writer | None = None, clock: Clock = system_clock
+) -> Litestar:
+    """The app; ``clock`` (unix seconds) is what the timed signature schemes check against."""
     cfg = settings.ingest
     the_writer: Writer = writer or RawWriter(
         settings.kafka.bootstrap,
@@ -200,7 +260,6 @@ def create_app(settings: Settings, writer: Writer | None = None) -> Litestar:
                 await app.state.pool.close()
             await dashboard.close()
 
-    cors = CORSConfig(allow_origins=list(cfg.cors_origins)) if cfg.cors_origins else None
     return Litestar(
         route_handlers=[
             receive_webhook,
@@ -214,16 +273,22 @@ def create_app(settings: Settings, writer: Writer | None = None) -> Litestar:
         state=State(
             {
                 "writer": the_writer,
-                "verifiers": build_verifiers(settings.providers),
+                "verifiers": build_verifiers(settings.providers, clock),
                 "retry_after_s": cfg.retry_after_s,
                 "pg_dsn": settings.postgres.dsn.get_secret_value(),
                 "pool": None,
             }
         ),
         lifespan=[lifespan],
-        cors_config=cors,
-        middleware=[RequestIdMiddleware, metrics.MetricsMiddleware],
+        cors_config=cors_config(cfg.cors_origins),
+        before_send=[json_preflight_refusal],
+        exception_handlers={RecursionError: _undecodable, UnicodeDecodeError: _undecodable},
+        middleware=[
+            RequestIdMiddleware,
+            metrics.MetricsMiddleware,
+            DefineMiddleware(BodyDeadlineMiddleware, timeout_s=cfg.body_timeout_s),
+        ],
         request_max_body_size=cfg.max_body_bytes,
-        openapi_config=None,
+        openapi_config=doc.config(),
         debug=False,
     )

@@ -1,14 +1,22 @@
-"""A request id on every answer (``X-Request-ID``), taken from the caller or made here."""
+"""ASGI middleware of ingest: a request id on every answer, and a deadline for the body.
+
+``X-Request-ID`` is taken from the caller when it is a short safe token, else made here.
+The body deadline cuts off slow senders: a client that sends its headers and then trickles
+(or withholds) the body gets 408 within ``ingest.body_timeout_s`` and the connection closed,
+instead of holding a worker slot open for as long as it likes.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 
 import structlog
 from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.exceptions import HTTPException
+from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
 
 _SAFE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -18,7 +26,8 @@ def RequestIdMiddleware(app: ASGIApp) -> ASGIApp:
         if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
-        given = next((v.decode() for k, v in scope["headers"] if k == b"x-request-id"), "")
+        # header values are bytes of any kind (latin-1 at most): never assume UTF-8
+        given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
         request_id = given if _SAFE.match(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.clear_contextvars()
@@ -30,5 +39,41 @@ def RequestIdMiddleware(app: ASGIApp) -> ASGIApp:
             await send(message)
 
         await app(scope, receive, send_with_id)
+
+    return middleware
+
+
+class BodyTimeout(HTTPException):
+    status_code = 408
+
+
+def BodyDeadlineMiddleware(app: ASGIApp, timeout_s: float) -> ASGIApp:
+    """The whole body must have arrived within ``timeout_s`` of the request's start (a total
+    deadline, not an idle timeout: a byte every second does not keep a request alive)."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        complete = False
+
+        async def bounded_receive() -> ReceiveMessage:
+            nonlocal complete
+            if complete:  # the body is in: later calls wait for a disconnect, unbounded
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.0))
+            except TimeoutError:
+                raise BodyTimeout(
+                    detail=f"request body not received within {timeout_s:g} s",
+                    headers={"Connection": "close"},
+                ) from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                complete = True
+            return message
+
+        await app(scope, bounded_receive, send)
 
     return middleware

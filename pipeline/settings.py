@@ -47,6 +47,8 @@ class IngestSettings(_Frozen):
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = 256 * 1024
+    #: the whole request body must arrive within this many seconds of the headers, else 408
+    body_timeout_s: float = 10.0
     cors_origins: list[str] = Field(default_factory=list)
     produce_timeout_s: float = 5.0
     kafka_linger_ms: int = 5

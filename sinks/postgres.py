@@ -97,27 +97,28 @@ def tx_rows(snaps: list[dict[str, Any]]) -> list[list[Any]]:
 
 
 def event_rows(snaps: list[dict[str, Any]]) -> list[list[Any]]:
-    rows = []
-    for s in snaps:
+    """One row per event id: two payments may carry the same provider event id (a sender's
+    bug, or a hostile one), and one upsert may not touch a row twice; the row of the newer
+    snapshot wins, as the version guard of the upsert would decide between two batches."""
+    rows: dict[str, tuple[Any, ...]] = {}
+    for s in sorted(snaps, key=lambda snap: int(snap["version"])):
         for e in s["events"]:
-            rows.append(
-                (
-                    e["event_id"],
-                    e["provider"],
-                    e["external_id"],
-                    e["status"],
-                    e["effective"],
-                    e["applied"],
-                    e["note"],
-                    e["provider_status"],
-                    e["amount"],
-                    e["currency"],
-                    parse_iso(e["occurred_at"]),
-                    parse_iso(e["received_at"]) if e.get("received_at") else None,
-                    s["version"],
-                )
+            rows[e["event_id"]] = (
+                e["event_id"],
+                e["provider"],
+                e["external_id"],
+                e["status"],
+                e["effective"],
+                e["applied"],
+                e["note"],
+                e["provider_status"],
+                e["amount"],
+                e["currency"],
+                parse_iso(e["occurred_at"]),
+                parse_iso(e["received_at"]) if e.get("received_at") else None,
+                s["version"],
             )
-    return _columns(rows, 13)
+    return _columns(list(rows.values()), 13)
 
 
 def checkout_rows(snaps: list[dict[str, Any]]) -> list[list[Any]]:

@@ -4,6 +4,7 @@ asks for it (tests/integration, tests/chaos): unit tests need nothing running.""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,7 +17,10 @@ import pytest
 from pipeline.settings import Settings, load_settings
 from stack import launcher
 
-RUN_DIR = Path(__file__).resolve().parents[1] / ".run" / "test"
+#: PIPELINE_TEST_RUN_DIR lets two suites run side by side, each with its own stack
+RUN_DIR = Path(
+    os.environ.get("PIPELINE_TEST_RUN_DIR", Path(__file__).resolve().parents[1] / ".run" / "test")
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

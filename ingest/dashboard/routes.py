@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import asyncpg
-from litestar import Response, Router, get
+from litestar import MediaType, Response, Router, get
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
@@ -76,7 +76,10 @@ class Dashboard:
             route_handlers=[page, statuses, throughput, latency, lag, dead_letters],
             guards=[self.guard],
             dependencies={"dash": Provide(lambda: self, sync_to_thread=False)},
-            exception_handlers={SourceUnavailable: _unavailable},
+            exception_handlers={
+                SourceUnavailable: _unavailable,
+                NotAuthorizedException: _unauthorized,
+            },
             include_in_schema=False,
         )
         static = create_static_files_router(path="/dashboard/static", directories=[STATIC])
@@ -97,6 +100,13 @@ class Dashboard:
     async def close(self) -> None:
         await self.ch.close()
         await self.lag.close()
+
+
+def _unauthorized(_: Any, exc: NotAuthorizedException) -> Response[dict[str, str]]:
+    """JSON, also for the HTML page (whose own media type Litestar would give the error)."""
+    return Response(
+        {"detail": exc.detail}, status_code=401, headers=exc.headers, media_type=MediaType.JSON
+    )
 
 
 def _unavailable(_: Any, exc: SourceUnavailable) -> Response[dict[str, str]]:

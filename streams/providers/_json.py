@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -9,6 +10,13 @@ from typing import Any
 import orjson
 
 from streams.errors import NormalizeError
+
+#: amounts below 10**18: ClickHouse keeps them as Decimal(38, 18) (under 10**20), and the
+#: daily volume sums need headroom
+MAX_AMOUNT_DIGITS = 18
+#: NUL cannot be stored in Postgres text, a lone surrogate cannot be encoded as UTF-8: a
+#: string holding either would stop the sink, so it is refused here, as data
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def load_object(body: bytes) -> dict[str, Any]:
@@ -36,6 +44,8 @@ def text(doc: Any, key: str) -> str:
         raise NormalizeError(f"missing string {key!r}")
     if len(value) > 512:
         raise NormalizeError(f"field {key!r} is too long")
+    if _UNSTORABLE.search(value):
+        raise NormalizeError(f"field {key!r} holds NUL or a lone surrogate")
     return value
 
 
@@ -51,7 +61,7 @@ def decimal(value: Any, what: str) -> Decimal:
         amount = Decimal(str(value))
     except InvalidOperation:
         raise NormalizeError(f"{what} is not a number: {str(value)[:40]!r}") from None
-    if not amount.is_finite() or amount < 0 or amount.adjusted() > 30:
+    if not amount.is_finite() or amount < 0 or amount.adjusted() >= MAX_AMOUNT_DIGITS:
         raise NormalizeError(f"{what} is out of range")
     return amount
 

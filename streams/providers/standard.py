@@ -17,7 +17,7 @@ from streams.errors import NormalizeError
 from streams.model import PaymentEvent, Status
 from streams.providers._json import decimal, load_object, obj, opt_text, text, timestamp
 
-_DECIMAL = re.compile(r"\d{1,30}(\.\d{1,30})?")
+_DECIMAL = re.compile(r"[0-9]{1,30}(\.[0-9]{1,30})?")  # ASCII digits only
 
 
 def normalize(raw: RawWebhook) -> list[PaymentEvent]:

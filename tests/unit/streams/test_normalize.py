@@ -415,3 +415,22 @@ def test_generic_event_refuses_what_is_not_the_contract(provider: str, doc: dict
 def test_unknown_provider_is_refused() -> None:
     with pytest.raises(NormalizeError):
         normalize(raw("paypal", b"{}"))
+
+
+@pytest.mark.parametrize("value", ["a\x00b", "\ud800", "x\udfff"])
+def test_strings_postgres_cannot_store_are_refused(value: str) -> None:
+    from streams.providers._json import text
+
+    with pytest.raises(NormalizeError, match="NUL or a lone surrogate"):
+        text({"k": value}, "k")
+
+
+@pytest.mark.parametrize(
+    "amount", ["1000000000000000000", "1e18", "123456789012345678901234567890"]
+)
+def test_amounts_clickhouse_cannot_hold_are_refused(amount: str) -> None:
+    from streams.providers._json import decimal
+
+    with pytest.raises(NormalizeError, match="out of range"):
+        decimal(amount, "amount")
+    assert decimal("999999999999999999.999", "amount") < 10**18
