@@ -13,16 +13,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from pipeline.retry import Backoff
 from sinks import metrics
-from sinks.errors import SinkUnavailable
+from sinks.errors import RecordRefused, SinkUnavailable
 
 log = logging.getLogger("sinks")
+
+
+DeadLetter = Callable[[ConsumerRecord, str], Awaitable[None]]
 
 
 class Sink(Protocol):
@@ -45,6 +48,7 @@ class ListSink:
     def __init__(self) -> None:
         self.batches: list[list[ConsumerRecord]] = []
         self.fail_next = 0
+        self.refuse: set[bytes] = set()  # record values the "database" refuses
 
     async def start(self) -> None:
         return None
@@ -53,6 +57,8 @@ class ListSink:
         if self.fail_next:
             self.fail_next -= 1
             raise SinkUnavailable("told to fail")
+        if any(r.value in self.refuse for r in records):
+            raise RecordRefused("told to refuse")
         self.batches.append(list(records))
 
     async def close(self) -> None:
@@ -66,15 +72,30 @@ async def run_sink(
     flush_interval_ms: int,
     backoff: Backoff,
     stop: asyncio.Event,
+    dead_letter: DeadLetter | None = None,
 ) -> None:
-    """Consume, write in batches, commit after each successful write, until ``stop`` is set."""
+    """Consume, write in batches, commit after each successful write, until ``stop`` is set.
+
+    A batch the database refuses for its data (``RecordRefused``) is written record by
+    record; each record refused on its own goes to ``dead_letter`` with the reason, and the
+    partition moves on. Without ``dead_letter`` such a batch stops the loop."""
     try:
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=flush_interval_ms, max_records=batch_size)
             records = [r for rs in batches.values() for r in rs]
             if not records:
                 continue
-            await _write_until_done(sink, consumer, records, backoff, stop)
+            try:
+                await _write_until_done(sink, consumer, records, backoff, stop)
+            except RecordRefused as exc:
+                if dead_letter is None:
+                    raise
+                log.warning("sink %s refused a batch, isolating the record: %s", sink.name, exc)
+                for r in records:
+                    try:
+                        await _write_until_done(sink, consumer, [r], backoff, stop)
+                    except RecordRefused as one:
+                        await dead_letter(r, str(one))
             await consumer.commit(_next_offsets(records))
     finally:
         await sink.close()

@@ -21,7 +21,7 @@ from clickhouse_connect import get_async_client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from sinks.ch_schema import DDL
-from sinks.errors import SinkUnavailable
+from sinks.errors import RecordRefused, SinkUnavailable
 from streams.model import parse_iso
 
 EVENT_COLUMNS = [
@@ -187,16 +187,21 @@ class ClickHouseSink:
         events: dict[str, list[Any]] = {}
         deliveries: dict[str, list[Any]] = {}
         dead: dict[str, list[Any]] = {}
-        for r in records:
-            doc = orjson.loads(r.value)
-            if r.topic == self._dlq_topic:
-                dead.setdefault(doc["id"], dlq_row(doc))
-                if (row := dlq_delivery_row(doc)) is not None:
-                    deliveries.setdefault(row[0], row)
-            else:
-                events.setdefault(doc["event_id"], event_row(doc))
-                if doc.get("delivery_id"):
-                    deliveries.setdefault(doc["delivery_id"], delivery_row(doc))
+        try:
+            for r in records:
+                doc = orjson.loads(r.value)
+                if r.topic == self._dlq_topic:
+                    dead.setdefault(doc["id"], dlq_row(doc))
+                    if (row := dlq_delivery_row(doc)) is not None:
+                        deliveries.setdefault(row[0], row)
+                else:
+                    events.setdefault(doc["event_id"], event_row(doc))
+                    if doc.get("delivery_id"):
+                        deliveries.setdefault(doc["delivery_id"], delivery_row(doc))
+        except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
+            raise RecordRefused(
+                f"clickhouse: undecodable record: {type(exc).__name__}: {exc}"
+            ) from exc
         try:
             client = await self._ensure()
             providers = sorted({row[1] for row in events.values()})

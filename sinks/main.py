@@ -6,14 +6,17 @@ import asyncio
 import logging
 import signal
 import sys
+import time
 
-from aiokafka import AIOKafkaConsumer
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
+from pipeline.dlq import dead_letter
 from pipeline.logs import configure_logging
 from pipeline.retry import Backoff
 from pipeline.settings import ConfigError, Settings, load_settings
 from sinks import metrics
-from sinks.base import Sink, run_sink, start_sink
+from sinks.base import DeadLetter, Sink, run_sink, start_sink
 from sinks.clickhouse import ClickHouseSink
 from sinks.postgres import PostgresSink
 
@@ -58,17 +61,65 @@ async def serve(settings: Settings) -> None:
     for sink, consumer in pairs:
         await start_sink(sink, backoff, stop)
         await consumer.start()
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka.bootstrap, acks="all", enable_idempotence=True
+    )
+    await producer.start()
     logging.getLogger("sinks").info("sinks ready")
     try:
         await asyncio.gather(
             *(
-                run_sink(sink, consumer, cfg.batch_size, cfg.flush_interval_ms, backoff, stop)
+                run_sink(
+                    sink,
+                    consumer,
+                    cfg.batch_size,
+                    cfg.flush_interval_ms,
+                    backoff,
+                    stop,
+                    dead_letters(producer, sink.name, t.dlq),
+                )
                 for sink, consumer in pairs
             )
         )
     finally:
         for _, consumer in pairs:
             await consumer.stop()
+        await producer.stop()
+
+
+def dead_letters(producer: AIOKafkaProducer, sink: str, dlq_topic: str) -> DeadLetter:
+    """A record its database refuses goes to the dead-letter topic with the reason; a dead
+    letter refused in turn is only logged (it stays on the dead-letter topic: no loop)."""
+    log = logging.getLogger("sinks")
+
+    async def send(r: ConsumerRecord, reason: str) -> None:
+        if r.topic == dlq_topic:
+            log.error(
+                "sink %s cannot store dead letter %s:%s:%s: %s",
+                sink,
+                r.topic,
+                r.partition,
+                r.offset,
+                reason,
+            )
+            return
+        log.warning(
+            "sink %s dead-letters %s:%s:%s: %s", sink, r.topic, r.partition, r.offset, reason
+        )
+        record = dead_letter(
+            stage=f"sink-{sink}",
+            reason=reason,
+            topic=r.topic,
+            partition=r.partition,
+            offset=r.offset,
+            key=r.key,
+            value=r.value,
+            headers=list(r.headers or []),
+            failed_at_ms=int(time.time() * 1000),
+        )
+        await producer.send_and_wait(dlq_topic, orjson.dumps(record), key=r.key)
+
+    return send
 
 
 def main() -> None:

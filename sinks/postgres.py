@@ -14,7 +14,7 @@ import asyncpg
 import orjson
 from aiokafka import ConsumerRecord
 
-from sinks.errors import SinkUnavailable
+from sinks.errors import RecordRefused, SinkUnavailable
 from sinks.pg_schema import migrate
 from streams.model import parse_iso
 
@@ -50,6 +50,15 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::numeric[], $5::text
 ON CONFLICT (provider, external_id) DO NOTHING
 """
 
+#: the data, not the database, is at fault: isolate the record and dead-letter it
+_REFUSED = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.ProgramLimitExceededError,
+    ValueError,  # orjson.JSONDecodeError and bad timestamps included
+    KeyError,
+    TypeError,
+)
 _DOWN = (
     OSError,
     asyncpg.PostgresConnectionError,
@@ -158,8 +167,8 @@ class PostgresSink:
         return self._conn
 
     async def write(self, records: Sequence[ConsumerRecord]) -> None:
-        snaps = newest_snapshots(records)
         try:
+            snaps = newest_snapshots(records)
             conn = await self._connection()
             async with conn.transaction():
                 await conn.execute(UPSERT_TX, *tx_rows(snaps))
@@ -168,6 +177,8 @@ class PostgresSink:
         except _DOWN as exc:
             self._conn = None
             raise SinkUnavailable(f"postgres: {type(exc).__name__}: {exc}") from exc
+        except _REFUSED as exc:
+            raise RecordRefused(f"postgres: {type(exc).__name__}: {str(exc)[:300]}") from exc
 
     async def close(self) -> None:
         if self._conn is not None and not self._conn.is_closed():

@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 import httpx
 import orjson
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from pipeline.retry import Backoff
 from pipeline.settings import Settings
@@ -189,3 +189,40 @@ async def test_a_large_batch_goes_through_clickhouse_once(
         0
     ]
     assert got == (len(trans), len(trans))
+
+
+async def test_a_snapshot_postgres_refuses_is_dead_lettered_and_the_rest_lands(
+    stack: launcher.StackInfo, api: httpx.AsyncClient, pg: asyncpg.Pool, ch: Any, settings: Settings
+) -> None:
+    ext = f"poison-{uuid.uuid4().hex[:8]}"
+    doc = {
+        "provider": "standard",
+        "external_id": ext,
+        "status": "completed",
+        "version": 1,
+        "amount": "1e-20000",
+        "currency": "USDC",
+        "order_id": "o",
+        "checkout": None,
+        "late": False,
+        "updated_at": "2026-11-01T00:00:00Z",
+        "events": [],
+    }  # numeric overflow
+    p = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap)
+    await p.start()
+    await p.send_and_wait(settings.topics.state, orjson.dumps(doc), key=f"standard:{ext}".encode())
+    await p.stop()
+    pays = payments(12, seed=1717)
+    await send(api, requests(pays, settings.providers, seed=1717, now=time.time()))
+    await assert_converged(pg, ch, pays)  # the partition did not stop at the poison
+
+    async def dead() -> list[Any]:
+        return ch.query(
+            "SELECT stage, reason FROM dead_letters WHERE stage = 'sink-postgres'"
+        ).result_rows
+
+    from tests.integration.waiting import eventually
+
+    rows = await eventually(dead, lambda r: len(r) >= 1, what="the sink's dead letter")
+    assert "numeric" in rows[0][1].lower()  # asyncpg cannot encode the exponent
+    assert await pg.fetchval("SELECT count(*) FROM transactions WHERE external_id = $1", ext) == 0

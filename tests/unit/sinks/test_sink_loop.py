@@ -81,3 +81,30 @@ def test_backoff_grows_exponentially_with_full_jitter_and_a_cap() -> None:
     b = Backoff(base_s=0.5, max_s=4.0)
     assert [b.delay(n, rand=lambda: 1.0) for n in range(1, 6)] == [0.5, 1.0, 2.0, 4.0, 4.0]
     assert b.delay(3, rand=lambda: 0.25) == 0.5
+
+
+async def test_a_refused_record_is_isolated_and_dead_lettered_and_the_rest_lands() -> None:
+    stop, sink = asyncio.Event(), ListSink()
+    poison = ConsumerRecord(TP.topic, TP.partition, 1, 0, 0, b"k", b"poison", None, 1, 1, [])
+    sink.refuse = {b"poison"}
+    consumer = FakeConsumer([[record(0), poison, record(2)], [record(3)]], stop)
+    dead: list[tuple[int, str]] = []
+
+    async def dead_letter(r: ConsumerRecord, reason: str) -> None:
+        dead.append((r.offset, reason))
+
+    await run_sink(sink, consumer, 100, 10, Backoff(0.001, 0.01, 0), stop, dead_letter)  # type: ignore[arg-type]
+    assert [[r.offset for r in b] for b in sink.batches] == [[0], [2], [3]]
+    assert dead == [(1, "told to refuse")]
+    assert consumer.commits == [{TP: 3}, {TP: 4}]  # the partition moved past the poison
+
+
+async def test_without_a_dead_letter_writer_a_refused_batch_stops_the_loop() -> None:
+    from sinks.errors import RecordRefused
+
+    stop, sink = asyncio.Event(), ListSink()
+    sink.refuse = {b"v"}
+    consumer = FakeConsumer([[record(0)]], stop)
+    with pytest.raises(RecordRefused):
+        await run_sink(sink, consumer, 100, 10, Backoff(0.001, 0.01, 0), stop)  # type: ignore[arg-type]
+    assert consumer.commits == []
