@@ -25,6 +25,7 @@ from pipeline.settings import Settings
 from pipeline.traffic import payments
 from pipeline.webhook_factory import signed_request
 from stack import proc, services
+from streams import READY_LINE
 from streams.step import Entry
 
 
@@ -146,7 +147,7 @@ def faust_worker(
         )
     try:
         # timed from the worker's "Ready": start-up (about 3 s) is not throughput
-        proc.wait_until("streams", lambda: "[^Worker]: Ready" in log.read_text(), child, log, 60)
+        proc.wait_until("streams", lambda: READY_LINE in log.read_text(), child, log, 60)
         started = time.perf_counter()
         rss = 0.0
         while True:

@@ -24,6 +24,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from pipeline.settings import Settings
 from stack import proc, services
 from stack.errors import StartError
+from streams import READY_LINE
 
 logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # its connect retries while we poll
 
@@ -155,7 +156,7 @@ def _ready_check(info: StackInfo, name: str, log: Path) -> Callable[[], bool]:
         "postgres": lambda: services.postgres_ready(info.parts["postgres"].port),
         "clickhouse": lambda: services.http_ok(f"{info.clickhouse_url}/ping", "Ok."),
         "ingest": lambda: services.http_ok(f"{info.ingest_url}/health"),
-        "streams": lambda: _log_says(log, "[^Worker]: Ready"),
+        "streams": lambda: _log_says(log, READY_LINE),
         "sinks": lambda: _log_says(log, "sinks ready"),
     }
     return checks[name]

@@ -98,7 +98,14 @@ def kafka_command(home: Path, port: int, controller_port: int) -> list[str]:
     if not (home / "data" / "meta.properties").exists():
         cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         done = subprocess.run(
-            [*base, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(props)],
+            [
+                *base,
+                "kafka.tools.StorageTool",
+                "format",
+                f"--cluster-id={cluster}",
+                "-c",
+                str(props),
+            ],
             capture_output=True,
             text=True,
             check=False,

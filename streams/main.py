@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import Any
 
 import faust
 
 from pipeline.settings import ConfigError, load_settings
-from streams import metrics
+from streams import READY_LINE, metrics
 from streams.app import create_app
+
+
+class StreamWorker(faust.Worker):
+    """A Faust worker for a service: no terminal spinner (at WARNING and above it turns the
+    root logger to DEBUG, and every library then builds debug records), and one line on
+    stderr when it is ready, whatever the log level (the local stack's launcher waits for it)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.spinner = None
+
+    async def on_startup_finished(self) -> None:
+        await super().on_startup_finished()
+        os.write(2, f"{READY_LINE}\n".encode())  # below Faust's redirection of sys.stderr
 
 
 def main() -> None:
@@ -18,11 +34,7 @@ def main() -> None:
         sys.exit(f"pipeline-streams: {exc}")
     app = create_app(settings)
     metrics.serve(settings.streams.metrics_host, settings.streams.metrics_port)
-    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
-    # Faust's terminal spinner sets the root logger to DEBUG at WARNING and above, which
-    # makes every library build its debug records: no spinner in a service
-    worker.spinner = None
-    worker.execute_from_commandline()
+    StreamWorker(app, loglevel=settings.log_level.lower(), quiet=True).execute_from_commandline()
 
 
 if __name__ == "__main__":
