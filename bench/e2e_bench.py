@@ -30,7 +30,7 @@ async def row_latencies(dsn: str, ids: list[str]) -> list[float]:
     return [float(r["s"]) for r in rows]
 
 
-async def wait_rows(dsn: str, ids: list[str], timeout: float = 180) -> int:
+async def wait_rows(dsn: str, ids: list[str], timeout: float = 120) -> int:
     conn = await asyncpg.connect(dsn)
     try:
         deadline = asyncio.get_running_loop().time() + timeout

@@ -142,7 +142,13 @@ def page(r: dict[str, Any]) -> str:
         "(measured side by side in one run) rather than the absolute rates. Each part takes under five minutes.",
         "",
     ]
-    for name, fn in (("ingest", ingest), ("streams", streams), ("sinks", sinks), ("e2e", e2e)):
+    for name, fn in (
+        ("ingest", ingest),
+        ("streams", streams),
+        ("sinks", sinks),
+        ("e2e", e2e),
+        ("e2e_sustained", e2e),
+    ):
         part = r.get(name)
         if isinstance(part, dict) and "error" in part:
             out += [f"## {name}", "", f"Failed in this run: {part['error']}", ""]
