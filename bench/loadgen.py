@@ -24,8 +24,8 @@ import orjson
 import typer
 
 from pipeline.settings import ProviderSettings
-from pipeline.traffic import PROVIDERS, Payment, Request, payments
-from pipeline.webhook_factory import expected_event_id, redelivery, signed_request
+from pipeline.traffic import PROVIDERS, Payment, Request, payments, requests
+from pipeline.webhook_factory import expected_event_id
 
 
 @dataclass
@@ -68,24 +68,9 @@ def build(
     seed: int,
 ) -> tuple[list[Payment], list[Request]]:
     """Payments and their signed deliveries: redeliveries added, shuffled within ``window``."""
-    rng = random.Random(seed)
     weighted = tuple(p for p in PROVIDERS for _ in range(mix.get(p, 0)))
     pays = payments(count, seed=seed, providers=weighted or PROVIDERS)
-    now = time.time()
-    reqs: list[Request] = []
-    for p in pays:
-        for ev in p.events:
-            body, headers = signed_request(ev, providers, now)
-            reqs.append(Request(p.provider, body, headers, p, False))
-            if rng.random() < duplicate_share:
-                body, headers = redelivery(ev, providers, now)
-                reqs.append(Request(p.provider, body, headers, p, True))
-    # out of order: shuffle inside consecutive windows (a payment's events stay near each other)
-    for i in range(0, len(reqs), window):
-        chunk = reqs[i : i + window]
-        rng.shuffle(chunk)
-        reqs[i : i + window] = chunk
-    return pays, reqs
+    return pays, requests(pays, providers, seed, duplicate_share, time.time(), window)
 
 
 async def run(

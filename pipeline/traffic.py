@@ -86,8 +86,10 @@ def requests(
     seed: int = 7,
     duplicate_share: float = 0.1,
     now: float | None = None,
+    window: int | None = None,
 ) -> list[Request]:
-    """Every event signed, plus a share of redeliveries, in a shuffled (out-of-order) order."""
+    """Every event signed, plus a share of redeliveries, in a shuffled (out-of-order) order:
+    shuffled whole, or inside consecutive ``window``s (a payment's events stay near)."""
     rng = random.Random(seed)
     out = []
     for p in pays:
@@ -97,5 +99,11 @@ def requests(
             if rng.random() < duplicate_share:
                 body, headers = redelivery(ev, providers, now)
                 out.append(Request(p.provider, body, headers, p, True))
-    rng.shuffle(out)
+    if window is None:
+        rng.shuffle(out)
+        return out
+    for i in range(0, len(out), window):
+        chunk = out[i : i + window]
+        rng.shuffle(chunk)
+        out[i : i + window] = chunk
     return out
