@@ -64,6 +64,8 @@ _DOWN = (
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # a connection left mid-operation by a server that went away
+    asyncpg.exceptions.OperatorInterventionError,  # admin or crash shutdown, query canceled
     TimeoutError,
 )
 
@@ -160,6 +162,12 @@ class PostgresSink:
         except _DOWN as exc:
             raise SinkUnavailable(f"postgres: {type(exc).__name__}: {exc}") from exc
 
+    def _drop_connection(self) -> None:
+        """Forget a connection after any outage: it may be mid-operation, never reuse it."""
+        if self._conn is not None:
+            self._conn.terminate()
+            self._conn = None
+
     async def _connection(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():
             self._conn = await asyncpg.connect(self._dsn, timeout=5)
@@ -175,7 +183,7 @@ class PostgresSink:
                 await conn.execute(UPSERT_EVENTS, *event_rows(snaps))
                 await conn.execute(INSERT_CHECKOUTS, *checkout_rows(snaps))
         except _DOWN as exc:
-            self._conn = None
+            self._drop_connection()
             raise SinkUnavailable(f"postgres: {type(exc).__name__}: {exc}") from exc
         except _REFUSED as exc:
             raise RecordRefused(f"postgres: {type(exc).__name__}: {str(exc)[:300]}") from exc
