@@ -24,6 +24,7 @@ from urllib.parse import urlencode
 import jwt
 
 from pipeline.settings import ProviderSettings
+from streams.model import Status
 
 JSON = "application/json"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -83,18 +84,7 @@ COINPAYMENTS: dict[str, tuple[int, str]] = {
     "canceled": (-1, "Cancelled / Timed Out"),
     "refunded": (-2, "PayPal Refund or Reversal"),
 }
-CANONICAL = (
-    "new",
-    "pending",
-    "confirmed",
-    "completed",
-    "underpaid",
-    "overpaid",
-    "expired",
-    "failed",
-    "refunded",
-    "canceled",
-)
+CANONICAL = tuple(s.value for s in Status)
 SUPPORTED: dict[str, tuple[str, ...]] = {
     "coinbase": tuple(COINBASE),
     "btcpay": tuple(BTCPAY),

@@ -16,19 +16,9 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from ingest.errors import SourceUnavailable
 from pipeline.settings import ClickHouseSettings
+from streams.model import Status
 
-STATUS_ORDER = (
-    "new",
-    "pending",
-    "confirmed",
-    "completed",
-    "underpaid",
-    "overpaid",
-    "expired",
-    "failed",
-    "refunded",
-    "canceled",
-)
+STATUS_ORDER = tuple(s.value for s in Status)
 
 STATUSES_SQL = "SELECT status, count(*) AS n FROM transactions GROUP BY status"
 
