@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
+from ingest.verify import btcpay, coinbase, coinpayments, jwt, nowpayments, standard
 from ingest.verify.base import Clock, Headers, SignatureError, Verifier, system_clock
 from ingest.verify.btcpay import BtcPayVerifier
 from ingest.verify.coinbase import CoinbaseVerifier
@@ -12,6 +13,16 @@ from ingest.verify.jwt import JwtKeySpec, JwtVerifier
 from ingest.verify.nowpayments import NowPaymentsVerifier
 from ingest.verify.standard import StandardWebhookVerifier
 from pipeline.settings import ConfigError, JwtKey, ProviderSettings
+
+#: the header that carries each provider's signature (each verifier's own constant)
+SIGNATURE_HEADERS: dict[str, str] = {
+    "coinbase": coinbase.HEADER,
+    "btcpay": btcpay.HEADER,
+    "nowpayments": nowpayments.HEADER,
+    "coinpayments": coinpayments.HEADER,
+    "standard": standard.SIGNATURE,
+    "jwt": jwt.HEADER,
+}
 
 
 class NotConfigured:

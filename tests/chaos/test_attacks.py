@@ -29,6 +29,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
+from ingest.verify.registry import SIGNATURE_HEADERS
 from pipeline.settings import JwtKey, JwtProvider, ProviderSettings, Settings
 from pipeline.webhook_factory import signed_request
 from stack.launcher import StackInfo
@@ -44,14 +45,7 @@ from tests.chaos.probes import (
     wait_for,
 )
 
-SIG_HEADER = {
-    "coinbase": "x-cc-webhook-signature",
-    "btcpay": "btcpay-sig",
-    "nowpayments": "x-nowpayments-sig",
-    "coinpayments": "hmac",
-    "standard": "webhook-signature",
-    "jwt": "authorization",
-}
+SIG_HEADER = SIGNATURE_HEADERS
 
 
 def outcome_of(ch: clickhouse_connect.driver.Client, delivery_id: str) -> str | None:

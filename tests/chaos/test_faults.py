@@ -24,7 +24,7 @@ from bench.loadgen import Result, build, run
 from pipeline.settings import Settings
 from stack import launcher
 from tests.integration.test_stream_semantics import assert_converged
-from tests.integration.waiting import drained
+from tests.integration.waiting import drained, pipeline_groups
 
 FULL = os.environ.get("CHAOS_FULL", "") not in ("", "0")
 PAYMENTS = 600 if FULL else 150
@@ -33,12 +33,7 @@ FIGURES = Path(__file__).resolve().parents[2] / ".run" / "chaos-faults.json"
 
 
 def groups(settings: Settings) -> dict[str, list[str]]:
-    t = settings.topics
-    return {
-        "checkout-pipeline": [t.raw, t.events],
-        "sink-postgres": [t.state],
-        "sink-clickhouse": [t.transitions, t.dlq],
-    }
+    return pipeline_groups(settings.topics)
 
 
 def record(name: str, **figures: Any) -> None:

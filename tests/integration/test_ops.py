@@ -24,7 +24,7 @@ from pipeline.traffic import payments, requests
 from pipeline.webhook_factory import SampleEvent, signed_request
 from stack import launcher
 from tests.integration.test_stream_semantics import assert_converged, send
-from tests.integration.waiting import drained, eventually
+from tests.integration.waiting import drained, eventually, pipeline_groups
 
 
 def pipeline(stack: launcher.StackInfo, *args: str) -> subprocess.CompletedProcess[str]:
@@ -46,12 +46,7 @@ def pipeline(stack: launcher.StackInfo, *args: str) -> subprocess.CompletedProce
 
 
 def groups(settings: Settings) -> dict[str, list[str]]:
-    t = settings.topics
-    return {
-        "checkout-pipeline": [t.raw, t.events],
-        "sink-postgres": [t.state],
-        "sink-clickhouse": [t.transitions, t.dlq],
-    }
+    return pipeline_groups(settings.topics)
 
 
 async def fingerprint(pg: asyncpg.Pool, ch: Any) -> tuple[Any, ...]:

@@ -25,6 +25,23 @@ from stack import launcher
 from tests.integration.test_stream_semantics import assert_converged, send
 
 
+def snapshot(ext: str, status: str, version: int, amount: str = "1.00") -> dict[str, Any]:
+    """A ``payments.state`` snapshot of a standard payment without events."""
+    return {
+        "provider": "standard",
+        "external_id": ext,
+        "status": status,
+        "version": version,
+        "amount": amount,
+        "currency": "USDC",
+        "order_id": "o",
+        "checkout": None,
+        "late": False,
+        "updated_at": "2026-11-01T00:00:00Z",
+        "events": [],
+    }
+
+
 async def counts(pg: asyncpg.Pool, ch: Any) -> tuple[int, ...]:
     tx = await pg.fetchval("SELECT count(*) FROM transactions")
     hist = await pg.fetchval("SELECT count(*) FROM transaction_events")
@@ -91,19 +108,7 @@ async def test_an_older_version_never_moves_a_row_backward(stack: launcher.Stack
     ext = f"ver-{uuid.uuid4().hex[:8]}"
 
     def snap(version: int, status: str) -> ConsumerRecord:
-        doc = {
-            "provider": "standard",
-            "external_id": ext,
-            "status": status,
-            "version": version,
-            "amount": "1.00",
-            "currency": "USDC",
-            "order_id": "o",
-            "checkout": None,
-            "late": False,
-            "updated_at": "2026-11-01T00:00:00Z",
-            "events": [],
-        }
+        doc = snapshot(ext, status, version)
         return ConsumerRecord(
             "payments.state", 0, version, 0, 0, ext.encode(), orjson.dumps(doc), None, 0, 0, []
         )
@@ -195,19 +200,7 @@ async def test_a_snapshot_postgres_refuses_is_dead_lettered_and_the_rest_lands(
     stack: launcher.StackInfo, api: httpx.AsyncClient, pg: asyncpg.Pool, ch: Any, settings: Settings
 ) -> None:
     ext = f"poison-{uuid.uuid4().hex[:8]}"
-    doc = {
-        "provider": "standard",
-        "external_id": ext,
-        "status": "completed",
-        "version": 1,
-        "amount": "1e-20000",
-        "currency": "USDC",
-        "order_id": "o",
-        "checkout": None,
-        "late": False,
-        "updated_at": "2026-11-01T00:00:00Z",
-        "events": [],
-    }  # numeric overflow
+    doc = snapshot(ext, "completed", 1, amount="1e-20000")  # asyncpg cannot encode the exponent
     p = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap)
     await p.start()
     await p.send_and_wait(settings.topics.state, orjson.dumps(doc), key=f"standard:{ext}".encode())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -65,3 +65,12 @@ async def drained(bootstrap: str, groups: dict[str, list[str]], timeout: float =
     finally:
         await probe.stop()
         await admin.close()
+
+
+def pipeline_groups(topics: Any) -> dict[str, list[str]]:
+    """The pipeline's consumer groups and the topics each reads (for ``drained``)."""
+    return {
+        "checkout-pipeline": [topics.raw, topics.events],
+        "sink-postgres": [topics.state],
+        "sink-clickhouse": [topics.transitions, topics.dlq],
+    }

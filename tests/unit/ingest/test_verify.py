@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from ingest.verify.base import SignatureError, Verifier
 from ingest.verify.jwt import JwtKeySpec, JwtVerifier
 from ingest.verify.nowpayments import NowPaymentsVerifier, canonical_forms
-from ingest.verify.registry import build_verifiers
+from ingest.verify.registry import SIGNATURE_HEADERS, build_verifiers
 from ingest.verify.standard import StandardWebhookVerifier
 from pipeline.settings import (
     CoinPaymentsProvider,
@@ -35,14 +35,7 @@ from pipeline.webhook_factory import SUPPORTED, SampleEvent, signed_request
 
 NOW = 1_790_000_000.0
 PROVIDERS = ("coinbase", "btcpay", "nowpayments", "coinpayments", "standard", "jwt")
-SIG_HEADER = {
-    "coinbase": "x-cc-webhook-signature",
-    "btcpay": "btcpay-sig",
-    "nowpayments": "x-nowpayments-sig",
-    "coinpayments": "hmac",
-    "standard": "webhook-signature",
-    "jwt": "authorization",
-}
+SIG_HEADER = SIGNATURE_HEADERS
 TIMED = ("standard", "jwt")
 
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)

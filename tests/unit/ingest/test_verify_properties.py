@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from ingest.verify.base import SignatureError, Verifier
 from ingest.verify.nowpayments import canonical_forms
-from ingest.verify.registry import build_verifiers
+from ingest.verify.registry import SIGNATURE_HEADERS, build_verifiers
 from pipeline.settings import (
     CoinPaymentsProvider,
     JwtKey,
@@ -35,14 +35,7 @@ SETTINGS = ProviderSettings(
     jwt=JwtProvider(keys=[JwtKey(alg="HS256", secret=SecretStr("j" * 32))]),
 )
 VERIFIERS: dict[str, Verifier] = build_verifiers(SETTINGS, clock=lambda: NOW)
-SIG_HEADER = {
-    "coinbase": "x-cc-webhook-signature",
-    "btcpay": "btcpay-sig",
-    "nowpayments": "x-nowpayments-sig",
-    "coinpayments": "hmac",
-    "standard": "webhook-signature",
-    "jwt": "authorization",
-}
+SIG_HEADER = SIGNATURE_HEADERS
 QUICK = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
