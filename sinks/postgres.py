@@ -43,11 +43,17 @@ ON CONFLICT (event_id) DO UPDATE SET
 WHERE e.version < EXCLUDED.version
 """
 
+#: the earliest registration wins, in streams.machine.checkout_order (code point order on text)
 INSERT_CHECKOUTS = """
-INSERT INTO checkouts (provider, external_id, order_id, amount, currency, created_at)
+INSERT INTO checkouts AS c (provider, external_id, order_id, amount, currency, created_at)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::numeric[], $5::text[],
     $6::timestamptz[])
-ON CONFLICT (provider, external_id) DO NOTHING
+ON CONFLICT (provider, external_id) DO UPDATE SET
+    order_id = EXCLUDED.order_id, amount = EXCLUDED.amount, currency = EXCLUDED.currency,
+    created_at = EXCLUDED.created_at
+WHERE (EXCLUDED.created_at, EXCLUDED.amount, EXCLUDED.currency COLLATE "C",
+       EXCLUDED.order_id COLLATE "C")
+    < (c.created_at, c.amount, c.currency COLLATE "C", c.order_id COLLATE "C")
 """
 
 #: the data, not the database, is at fault: isolate the record and dead-letter it

@@ -80,6 +80,8 @@ class TxState:
     late: bool = False
     updated_at: datetime | None = None
     events: tuple[Applied, ...] = field(default=())
+    #: registrations of the same payment that lost to ``checkout`` (see ``register_checkout``)
+    overruled: tuple[Checkout, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -94,6 +96,7 @@ class TxState:
             "late": self.late,
             "updated_at": None if self.updated_at is None else iso(self.updated_at),
             "events": [a.to_dict() for a in self.events],
+            "overruled_checkouts": [c.to_dict() for c in self.overruled],
         }
 
     @classmethod
@@ -119,6 +122,7 @@ class TxState:
                 )
                 for e in d.get("events", [])
             ),
+            overruled=tuple(Checkout.from_dict(c) for c in d.get("overruled_checkouts", [])),
         )
 
 
@@ -183,13 +187,32 @@ def restate(state: TxState, event_id: str) -> Effect | None:
     return None
 
 
+def checkout_order(c: Checkout) -> tuple[datetime, Decimal, str, str]:
+    """Registration time, then the content: a total order over a payment's registrations."""
+    return (c.created_at, c.amount, c.currency, c.order_id)
+
+
 def register_checkout(state: TxState | None, checkout: Checkout) -> TxState:
-    """Attach the expected payment; the first registration wins, a repeat changes nothing."""
+    """Attach the expected payment. The earliest registration wins (by ``checkout_order``);
+    a later, different one is kept as overruled; a repeat changes nothing.
+
+    Two registrations of one payment may reach the workers in either order (they travel
+    through different raw partitions), so the winner must not depend on which came first.
+    """
     state = state or TxState(checkout.provider, checkout.external_id)
-    if state.checkout is not None:
+    known = () if state.checkout is None else (state.checkout, *state.overruled)
+    if checkout in known:
         return state
-    new = fold(state, checkout, tuple(a.event for a in state.events))
-    return replace(new, version=state.version + 1, updated_at=_latest(state, checkout.created_at))
+    winner, *overruled = sorted((*known, checkout), key=checkout_order)
+    new = state
+    if winner != state.checkout:
+        new = fold(state, winner, tuple(a.event for a in state.events))
+    return replace(
+        new,
+        overruled=tuple(overruled),
+        version=state.version + 1,
+        updated_at=_latest(state, checkout.created_at),
+    )
 
 
 def fold(base: TxState, checkout: Checkout | None, events: tuple[PaymentEvent, ...]) -> TxState:

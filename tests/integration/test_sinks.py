@@ -51,6 +51,16 @@ async def counts(pg: asyncpg.Pool, ch: Any) -> tuple[int, ...]:
     return tx, hist, versions, events, deliveries
 
 
+async def own_database(stack: launcher.StackInfo, name: str) -> str:
+    """A fresh database for rows that come from no webhook (``pipeline rebuild`` compares the
+    shared one with the raw topic)."""
+    admin = await asyncpg.connect(stack.postgres_dsn)
+    await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    await admin.execute(f"CREATE DATABASE {name}")
+    await admin.close()
+    return stack.postgres_dsn.rsplit("/", 1)[0] + f"/{name}"
+
+
 async def test_a_full_replay_of_the_output_topics_changes_nothing(
     stack: launcher.StackInfo, api: httpx.AsyncClient, pg: asyncpg.Pool, ch: Any, settings: Settings
 ) -> None:
@@ -98,12 +108,8 @@ async def test_a_full_replay_of_the_output_topics_changes_nothing(
 
 
 async def test_an_older_version_never_moves_a_row_backward(stack: launcher.StackInfo) -> None:
-    admin = await asyncpg.connect(stack.postgres_dsn)
-    await admin.execute("DROP DATABASE IF EXISTS versions_test WITH (FORCE)")
-    await admin.execute("CREATE DATABASE versions_test")
-    await admin.close()
-    dsn = stack.postgres_dsn.rsplit("/", 1)[0] + "/versions_test"
-    pg = await asyncpg.connect(dsn)  # a database of its own: these rows come from no webhook
+    dsn = await own_database(stack, "versions_test")
+    pg = await asyncpg.connect(dsn)
     sink = PostgresSink(dsn)
     ext = f"ver-{uuid.uuid4().hex[:8]}"
 
@@ -122,6 +128,46 @@ async def test_an_older_version_never_moves_a_row_backward(stack: launcher.Stack
     await sink.write([snap(4, "refunded"), snap(2, "pending")])
     row = await pg.fetchrow("SELECT status, version FROM transactions WHERE external_id = $1", ext)
     assert (row["status"], row["version"]) == ("refunded", 4)
+    await sink.close()
+    await pg.close()
+
+
+async def test_the_checkouts_row_keeps_the_earliest_registration(
+    stack: launcher.StackInfo,
+) -> None:
+    """The streams' winner (``streams.machine.checkout_order``): earliest, then by content in
+    code point order whatever the database's collation ("B" < "a")."""
+    dsn = await own_database(stack, "checkouts_test")
+    sink = PostgresSink(dsn)
+    ext = f"reg-{uuid.uuid4().hex[:8]}"
+
+    def snap(version: int, at: str, order_id: str) -> ConsumerRecord:
+        checkout = {
+            "provider": "standard",
+            "external_id": ext,
+            "order_id": order_id,
+            "amount": "5.00",
+            "currency": "USDC",
+            "created_at": f"2026-11-01T00:00:{at}Z",
+        }
+        doc = {**snapshot(ext, "new", version), "checkout": checkout}
+        return ConsumerRecord(
+            "payments.state", 0, version, 0, 0, ext.encode(), orjson.dumps(doc), None, 0, 0, []
+        )
+
+    async def registered() -> str:
+        return str(await pg.fetchval("SELECT order_id FROM checkouts WHERE external_id = $1", ext))
+
+    await sink.start()
+    pg = await asyncpg.connect(dsn)
+    await sink.write([snap(1, "10", "late")])
+    assert await registered() == "late"
+    await sink.write([snap(2, "05", "a")])  # an earlier registration overrules it
+    assert await registered() == "a"
+    await sink.write([snap(3, "05", "B")])  # same millisecond: "B" precedes "a"
+    assert await registered() == "B"
+    await sink.write([snap(1, "10", "late"), snap(2, "05", "a")])  # replays change nothing
+    assert await registered() == "B"
     await sink.close()
     await pg.close()
 

@@ -200,3 +200,36 @@ async def test_checkout_reconciles_underpaid_and_overpaid(
             )
             == 1
         )
+
+
+async def test_the_earliest_of_two_checkout_registrations_wins_everywhere(
+    api: httpx.AsyncClient, pg: asyncpg.Pool, settings: Settings
+) -> None:
+    """The two registrations travel through different raw partitions: whichever the workers
+    see first, the earliest one sets the expected amount, and the later one is overruled."""
+    ext = f"chk-{uuid.uuid4().hex[:10]}"
+    for amount in ("100.00", "50.00"):
+        r = await api.post(
+            "/checkouts",
+            json={
+                "provider": "standard",
+                "external_id": ext,
+                "order_id": f"o-{ext}",
+                "amount": amount,
+                "currency": "USDC",
+            },
+        )
+        assert r.status_code == 202, r.text
+        time.sleep(0.005)  # distinct receipt milliseconds: the first request is the earliest
+
+    async def row() -> Any:
+        return await pg.fetchrow(
+            "SELECT t.status, t.expected_amount, t.version, c.amount AS registered "
+            "FROM transactions t JOIN checkouts c USING (provider, external_id) "
+            "WHERE provider = 'standard' AND external_id = $1",
+            ext,
+        )
+
+    got = await eventually(row, lambda r: r is not None and r["version"] == 2, what="the row")
+    assert got["expected_amount"] == got["registered"] == Decimal("100.00")
+    assert got["status"] == "new"

@@ -32,7 +32,7 @@ from pipeline.settings import (
 from pipeline.traffic import CURRENCIES, SCENARIOS
 from pipeline.webhook_factory import SUPPORTED, SampleEvent, redelivery, signed_request
 from streams.checkouts import parse_checkout
-from streams.machine import TxState, apply, order_key, register_checkout
+from streams.machine import TxState, apply, checkout_order, order_key, register_checkout
 from streams.model import PROVIDERS, Checkout, PaymentEvent, Status
 from streams.providers import normalize
 
@@ -167,6 +167,28 @@ def test_a_checkout_registered_anywhere_in_the_arrival_order_converges(
         assert expected.status == Status(payment.chain[-1])
     shuffled = arrivals(data, (c, *payment.raws))
     assert c in shuffled
+    assert deliver(shuffled).to_dict() == expected.to_dict()
+
+
+@PROPERTY
+@given(data=st.data())
+def test_conflicting_checkout_registrations_converge_in_any_order(data: st.DataObject) -> None:
+    """A merchant may register one payment twice with different amounts; the two records
+    travel through different raw partitions, so either may reach the workers first."""
+    payment = data.draw(payments(), label="payment")
+    start = payment.raws[0].received_at_ms
+    checkouts = [
+        checkout_for(
+            payment,
+            data.draw(st.sampled_from(["equal", "lower", "higher"])),
+            data.draw(st.sampled_from([payment.samples[0].currency, "EUR"])),
+            start + data.draw(st.integers(-2, 2)),  # same millisecond too: ordered by content
+        )
+        for _ in range(data.draw(st.integers(2, 4), label="registrations"))
+    ]
+    expected = deliver([*checkouts, *payment.raws])
+    assert expected.checkout == min(checkouts, key=checkout_order)
+    shuffled = arrivals(data, (*checkouts, *payment.raws))
     assert deliver(shuffled).to_dict() == expected.to_dict()
 
 

@@ -304,10 +304,26 @@ def test_without_a_checkout_nothing_is_reconciled() -> None:
     assert state.status is S.COMPLETED
 
 
-def test_a_second_checkout_registration_changes_nothing() -> None:
+def test_a_repeated_checkout_registration_changes_nothing() -> None:
     first = register_checkout(run(event(S.PENDING, 0)), checkout("12.50", "USDC"))
-    assert register_checkout(first, checkout("99", "BTC", t=600)) is first
     assert register_checkout(first, checkout("12.50", "USDC")) is first
+
+
+def test_the_earliest_checkout_registration_wins_whichever_arrives_first() -> None:
+    early, late = checkout("12.50", "USDC", t=-60), checkout("99", "BTC", t=600)
+    paid = run(event(S.COMPLETED, 0, amount="12.50", currency="USDC"))
+    one = register_checkout(register_checkout(paid, early), late)
+    other = register_checkout(register_checkout(paid, late), early)
+    assert one.to_dict() == other.to_dict()
+    assert one.checkout == early and one.overruled == (late,)
+    assert one.status is S.COMPLETED and one.version == 3
+    assert register_checkout(one, late) is one  # a repeat of the overruled one: nothing
+
+
+def test_registrations_made_in_the_same_millisecond_are_ordered_by_content() -> None:
+    a, b = checkout("10", "USDC", t=0), checkout("12.50", "USDC", t=0)
+    assert register_checkout(register_checkout(None, b), a).checkout == a
+    assert register_checkout(register_checkout(None, a), b).checkout == a
 
 
 # ---- serialization ------------------------------------------------------------------------
