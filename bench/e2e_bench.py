@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import time
 from typing import Any
 
 import asyncpg
@@ -59,8 +60,15 @@ def bench(settings: Settings, rate: float = 1000.0, seconds: int = 60) -> dict[s
         _, reqs = build(int(rate * seconds / per_payment), settings.providers, {}, 0.1, 50, seed=21)
         reqs = reqs[: int(rate * seconds)]
         ids = sorted({r.payment.external_id for r in reqs})
+        cpu = {name: proc.cpu_seconds(part.pid) for name, part in info.parts.items()}
+        started = time.monotonic()
         res = asyncio.run(run(info.ingest_url, reqs, rate, 4000))
         landed = asyncio.run(wait_rows(info.postgres_dsn, ids))
+        elapsed = time.monotonic() - started
+        busy = {  # cores each part kept busy from the first request to the last row
+            name: round((proc.cpu_seconds(part.pid) - cpu[name]) / elapsed, 2)
+            for name, part in info.parts.items()
+        }
         lat = asyncio.run(row_latencies(info.postgres_dsn, ids))
         rss = {name: round(proc.rss_mb(part.pid), 1) for name, part in info.parts.items()}
         status = launcher.status(common.BENCH_RUN / "e2e")
@@ -74,6 +82,7 @@ def bench(settings: Settings, rate: float = 1000.0, seconds: int = 60) -> dict[s
         "receipt_to_postgres_p99_ms": round(pct(lat, 99) * 1000),
         "receipt_to_postgres_max_ms": round(max(lat) * 1000),
         "rss_mib": rss,
+        "cores_busy": busy,
         "start_s": {n: s for n, _, s, _, _ in status},
     }
 

@@ -96,8 +96,9 @@ async def _end_total(bootstrap: str, topic: str) -> int:
 
 def faust_worker(
     info: Any, settings: Settings, raw_topic: str, expected: int
-) -> tuple[float, float]:
-    """Events per second of one worker from raw to transitions, and its resident MiB."""
+) -> tuple[float, float, float]:
+    """Events per second of one worker from raw to transitions, its resident MiB, and the
+    cores it kept busy (CPU seconds per second: 1.0 is one core, all the time)."""
     tag = uuid.uuid4().hex[:8]
     topics = {
         "raw": raw_topic,
@@ -132,7 +133,7 @@ def faust_worker(
 
         subprocess.Popen(
             [
-                "py-spy",
+                str(Path(sys.executable).with_name("py-spy")),
                 "record",
                 "-p",
                 str(child.pid),
@@ -148,7 +149,7 @@ def faust_worker(
     try:
         # timed from the worker's "Ready": start-up (about 3 s) is not throughput
         proc.wait_until("streams", lambda: READY_LINE in log.read_text(), child, log, 60)
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), proc.cpu_seconds(child.pid)
         rss = 0.0
         while True:
             done = asyncio.run(_end_total(info.kafka_bootstrap, topics["transitions"]))
@@ -161,10 +162,27 @@ def faust_worker(
                 raise RuntimeError(f"worker too slow: {done}/{expected} after 240 s")
             time.sleep(0.5)
         elapsed = time.perf_counter() - started
+        cpu = (proc.cpu_seconds(child.pid) - cpu_before) / elapsed
     finally:
         proc.stop(child.pid)
         shutil.rmtree(data, ignore_errors=True)
-    return expected / elapsed, rss
+    return expected / elapsed, rss, cpu
+
+
+def faust_floor(info: Any, topic: str, expected: int) -> float:
+    """Events per second of a Faust agent that only decodes: the framework's own ceiling."""
+    log = common.BENCH_RUN / "logs" / f"floor-{uuid.uuid4().hex[:8]}.log"
+    child = proc.spawn(
+        [sys.executable, "-m", "bench.faust_floor", info.kafka_bootstrap, topic, str(expected)],
+        log,
+        env={**os.environ, **info.env()},
+        cwd=services.REPO,
+    )
+    try:
+        proc.wait_until("faust floor", lambda: "rate " in log.read_text(), child, log, 240)
+    finally:
+        proc.stop(child.pid)
+    return float(log.read_text().split("rate ", 1)[1].split()[0])
 
 
 def dedup_footprint(ids: int = 1_000_000, per_payment: int = 3) -> dict[str, float]:
@@ -201,14 +219,17 @@ def bench(settings: Settings, count: int = 6000) -> dict[str, Any]:
             fill(info.kafka_bootstrap, topic, count, settings, settings.topics.partitions)
         )
         raw_rate = asyncio.run(raw_consumer(info.kafka_bootstrap, topic, total))
-        worker_rate, rss = faust_worker(info, settings, topic, total)
+        floor_rate = faust_floor(info, topic, total)
+        worker_rate, rss, cpu = faust_worker(info, settings, topic, total)
     _ = Entry  # the table value the footprint mirrors: {"state": ..., "seen": {id: ms}}
     return {
         "events": total,
         "raw_consumer_per_s": round(raw_rate),
+        "faust_decode_only_per_s": round(floor_rate),
         "worker_per_s": round(worker_rate),
         "ratio": round(worker_rate / raw_rate, 3),
         "worker_rss_mib": round(rss, 1),
+        "worker_cores_busy": round(cpu, 2),
         "dedup": dedup_footprint(),
     }
 

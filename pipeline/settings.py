@@ -63,6 +63,10 @@ class StreamsSettings(_Frozen):
     dedup_ttl_s: int = 7 * 24 * 3600
     #: batch output records this long: fewer, larger produce requests (measured: 2x events/s)
     producer_linger_ms: int = 20
+    #: the apply agent takes up to this many events at a time, waiting at most batch_wait_ms
+    #: for more: one table write and one state snapshot per payment per batch
+    batch_max: int = 500
+    batch_wait_ms: int = 10
     retry_attempts: int = 5
     retry_base_s: float = 0.2
     retry_max_s: float = 5.0

@@ -77,6 +77,18 @@ def wait_until(
     raise StartError(part, f"not ready after {timeout:.0f} s", tail(log))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds so far of a process (all threads) and its live children."""
+    ticks = 0
+    for p in [pid, *_children(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of a process and its children, in MiB (0 if gone)."""
     total = 0

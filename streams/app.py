@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+import weakref
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, cast
 
 import faust
+import faust.streams as faust_streams
 import orjson
 from aiokafka.errors import KafkaError
+from faust.exceptions import ProducerSendError
 from faust.types import EventT, TableT
 
 from pipeline.dlq import dead_letter
@@ -79,10 +83,16 @@ def create_app(settings: Settings) -> faust.App:
     ttl_ms = s.dedup_ttl_s * 1000
 
     async def send(tp: faust.TopicT, key: bytes, value: bytes) -> None:
-        async def once() -> None:
-            await tp.send(key=key, value=value)
+        """Hand one record to the producer (Faust flushes it before committing offsets).
 
-        await retry(once, policy, (KafkaError, OSError))
+        Straight to ``app.producer``, not ``Topic.send``: the same producer without the
+        channel and future-message layers, which cost 15 % of the worker (py-spy)."""
+        name = tp.get_topic_name()
+
+        async def once() -> None:
+            await app.producer.send(name, key, value, None, None, None)
+
+        await retry(once, policy, (KafkaError, ProducerSendError, OSError))
 
     async def to_dlq(event: EventT[bytes], stage: str, exc: BaseException) -> None:
         m = event.message
@@ -144,31 +154,70 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.agent(events_topic)
     async def apply_agent(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
+        batches = cast(faust.Stream[bytes], stream).take_events(
+            s.batch_max, within=s.batch_wait_ms / 1000
+        )
+        async for batch in batches:
+            await apply_batch(batch)
 
-            async def step(event: EventT[bytes] = event) -> None:
-                key = event.message.key or b""
+    async def apply_batch(batch: Sequence[EventT[bytes]]) -> None:
+        """Each event in order against its payment's entry; then one table write and one state
+        snapshot per payment touched, and every transition record. Faust acks the batch only
+        after this returns, and flushes the producer before it commits the offsets."""
+        entries: dict[bytes, Entry] = {}
+        last: dict[bytes, EventT[bytes]] = {}  # the newest event of each payment in the batch
+        changed: set[bytes] = set()
+        announce: dict[bytes, None] = {}  # payments with a state, in first-touched order
+        transitions: list[tuple[bytes, bytes]] = []
+        for event in batch:
+            key = event.message.key or b""
+            try:
                 record = codec.decode(event.message.value or b"")
-                outcome = step_.process(Entry.decode(tx_table.get(key)), record, ttl_ms)
-                if outcome.changed:
-                    tx_table[key] = outcome.entry.encode()
-                if outcome.snapshot is not None:
-                    await send(state_topic, key, orjson.dumps(outcome.snapshot.to_dict()))
-                processed_ms = int(time.time() * 1000)  # a metric only, never part of state
-                delivery = delivery_fields(record, outcome.duplicate, processed_ms)
-                for eff in outcome.effects:
-                    out = {**eff.to_dict(), **delivery}
-                    if not outcome.duplicate:
-                        out["outcome"] = "applied" if eff.applied else "refused"
-                    await send(transitions_topic, key, orjson.dumps(out))
-                    metrics.EVENTS.labels(out["outcome"]).inc()
-                if outcome.effects and getattr(record, "received_at", None) is not None:
-                    seconds = (processed_ms - delivery["delivery_received_at_ms"]) / 1000
-                    metrics.LATENCY.labels(record.provider).observe(seconds)
-
-            await guarded(event, "apply", step)
+                entry = entries[key] if key in entries else Entry.decode(tx_table.get(key))
+                outcome = step_.process(entry, record, ttl_ms)
+            except Exception as exc:
+                await to_dlq(event, "apply", exc)
+                continue
+            entries[key], last[key] = outcome.entry, event
+            if outcome.changed:
+                changed.add(key)
+            if outcome.snapshot is not None:  # always, after any record: a state exists
+                announce[key] = None
+            processed_ms = int(time.time() * 1000)  # a metric only, never part of state
+            delivery = delivery_fields(record, outcome.duplicate, processed_ms)
+            for eff in outcome.effects:
+                out = {**eff.to_dict(), **delivery}
+                if not outcome.duplicate:
+                    out["outcome"] = "applied" if eff.applied else "refused"
+                transitions.append((key, orjson.dumps(out)))
+                metrics.EVENTS.labels(out["outcome"]).inc()
+            if outcome.effects and getattr(record, "received_at", None) is not None:
+                seconds = (processed_ms - delivery["delivery_received_at_ms"]) / 1000
+                metrics.LATENCY.labels(record.provider).observe(seconds)
+        for key in announce:
+            entry = entries[key]
+            assert entry.state is not None
+            snapshot = orjson.dumps(entry.state.to_dict())
+            if key in changed:
+                with as_current(last[key]):  # the table's store and changelog partition
+                    tx_table[key] = entry.encode(snapshot)
+            await send(state_topic, key, snapshot)
+        for key, value in transitions:
+            await send(transitions_topic, key, value)
 
     return app
+
+
+@contextmanager
+def as_current(event: EventT[bytes]) -> Iterator[None]:
+    """Make ``event`` Faust's current event, as during its own iteration: a table write takes
+    its store and its changelog partition from the current event. A batch (``take_events``)
+    has none of its own; Faust sets the same context variable when it delivers one event."""
+    token = faust_streams._current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        faust_streams._current_event.reset(token)
 
 
 def delivery_fields(record: Any, duplicate: bool, processed_ms: int) -> dict[str, Any]:

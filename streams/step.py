@@ -23,9 +23,11 @@ class Entry:
     state: machine.TxState | None = None
     seen: dedup.Seen = field(default_factory=dict)
 
-    def encode(self) -> bytes:
-        state = None if self.state is None else self.state.to_dict()
-        return orjson.dumps({"state": state, "seen": self.seen})
+    def encode(self, state_json: bytes | None = None) -> bytes:
+        """The table value; ``state_json``: the state already serialized (as its snapshot)."""
+        if state_json is None:
+            state_json = b"null" if self.state is None else orjson.dumps(self.state.to_dict())
+        return b'{"state":' + state_json + b',"seen":' + orjson.dumps(self.seen) + b"}"
 
     @classmethod
     def decode(cls, raw: bytes | None) -> Entry:
