@@ -61,7 +61,7 @@ def bench(settings: Settings, rate: float = 1000.0, seconds: int = 60) -> dict[s
         reqs = reqs[: int(rate * seconds)]
         ids = sorted({r.payment.external_id for r in reqs})
         cpu = {name: proc.cpu_seconds(part.pid) for name, part in info.parts.items()}
-        started = time.monotonic()
+        started, own = time.monotonic(), time.process_time()
         res = asyncio.run(run(info.ingest_url, reqs, rate, 4000))
         landed = asyncio.run(wait_rows(info.postgres_dsn, ids))
         elapsed = time.monotonic() - started
@@ -69,6 +69,7 @@ def bench(settings: Settings, rate: float = 1000.0, seconds: int = 60) -> dict[s
             name: round((proc.cpu_seconds(part.pid) - cpu[name]) / elapsed, 2)
             for name, part in info.parts.items()
         }
+        busy["loadgen"] = round((time.process_time() - own) / elapsed, 2)
         lat = asyncio.run(row_latencies(info.postgres_dsn, ids))
         rss = {name: round(proc.rss_mb(part.pid), 1) for name, part in info.parts.items()}
         status = launcher.status(common.BENCH_RUN / "e2e")

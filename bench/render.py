@@ -56,13 +56,19 @@ def streams(s: dict[str, Any]) -> list[str]:
         "dedupe, state machine, state and transition records), against a raw aiokafka consumer that only "
         "decodes the same messages from the same topic:",
         "",
-        "| raw consumer /s | one worker /s | worker / raw (target ≥ 50 %) | worker RSS |",
-        "|---|---|---|---|",
+        "| raw consumer /s | Faust agent, decode only /s | one worker /s | worker / raw (target ≥ 50 %) "
+        "| worker / Faust decode only | worker cores busy | worker RSS |",
+        "|---|---|---|---|---|---|---|",
         _row(
             [
                 f"{s['raw_consumer_per_s']:,}",
+                f"{s.get('faust_decode_only_per_s', 0):,}",
                 f"{s['worker_per_s']:,}",
                 _pct(s["ratio"]),
+                _pct(s["worker_per_s"] / s["faust_decode_only_per_s"])
+                if s.get("faust_decode_only_per_s")
+                else "-",
+                s.get("worker_cores_busy", "-"),
                 f"{s['worker_rss_mib']} MiB",
             ]
         ),
@@ -129,6 +135,17 @@ def e2e(e: dict[str, Any]) -> list[str]:
         + ", ".join(f"{k} {v}" for k, v in e["rss_mib"].items())
         + ".",
         "",
+        *(
+            [
+                "Cores each process kept busy, from the first request to the last Postgres row "
+                "(2 cores in all, the load generator included): "
+                + ", ".join(f"{k} {v}" for k, v in e["cores_busy"].items())
+                + f", total {sum(e['cores_busy'].values()):.2f}.",
+                "",
+            ]
+            if "cores_busy" in e
+            else []
+        ),
     ]
 
 
