@@ -54,6 +54,10 @@ class RawWriter:
                     acks="all",
                     enable_idempotence=True,
                     linger_ms=self._linger_ms,
+                    # aiokafka sends one request at a time per broker, with at most one batch
+                    # per partition: 16 KiB batches (the default) capped ingest at about 8
+                    # bodies per partition per round trip
+                    max_batch_size=512 * 1024,
                     request_timeout_ms=int(self._timeout * 1000),
                 )
                 try:
