@@ -63,13 +63,14 @@ def bench(settings: Settings, rate: float = 1000.0, seconds: int = 60) -> dict[s
         cpu = {name: proc.cpu_seconds(part.pid) for name, part in info.parts.items()}
         started, own = time.monotonic(), time.process_time()
         res = asyncio.run(run(info.ingest_url, reqs, rate, 4000))
-        landed = asyncio.run(wait_rows(info.postgres_dsn, ids))
         elapsed = time.monotonic() - started
-        busy = {  # cores each part kept busy from the first request to the last row
+        busy = {  # cores each part kept busy while the load ran
             name: round((proc.cpu_seconds(part.pid) - cpu[name]) / elapsed, 2)
             for name, part in info.parts.items()
         }
         busy["loadgen"] = round((time.process_time() - own) / elapsed, 2)
+        landed = asyncio.run(wait_rows(info.postgres_dsn, ids))
+        drain = time.monotonic() - started - elapsed
         lat = asyncio.run(row_latencies(info.postgres_dsn, ids))
         rss = {name: round(proc.rss_mb(part.pid), 1) for name, part in info.parts.items()}
         status = launcher.status(common.BENCH_RUN / "e2e")
@@ -84,6 +85,7 @@ def bench(settings: Settings, rate: float = 1000.0, seconds: int = 60) -> dict[s
         "receipt_to_postgres_max_ms": round(max(lat) * 1000),
         "rss_mib": rss,
         "cores_busy": busy,
+        "drain_s": round(drain, 1),
         "start_s": {n: s for n, _, s, _, _ in status},
     }
 

@@ -137,10 +137,11 @@ def e2e(e: dict[str, Any]) -> list[str]:
         "",
         *(
             [
-                "Cores each process kept busy, from the first request to the last Postgres row "
-                "(2 cores in all, the load generator included): "
+                "Cores each process kept busy while the load ran (2 cores in all, the load "
+                "generator included): "
                 + ", ".join(f"{k} {v}" for k, v in e["cores_busy"].items())
-                + f", total {sum(e['cores_busy'].values()):.2f}.",
+                + f", total {sum(e['cores_busy'].values()):.2f}. After the last request, the "
+                f"last payment had its row in Postgres {e.get('drain_s', '?')} s later.",
                 "",
             ]
             if "cores_busy" in e
