@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
@@ -25,6 +24,7 @@ from ingest import openapi as doc
 from ingest.cors import cors_config, json_preflight_refusal
 from ingest.dashboard.routes import Dashboard
 from ingest.errors import BrokerUnavailable
+from ingest.ids import new_id
 from ingest.intake import Unreadable, WrongMediaType, check_content_type, check_readable
 from ingest.middleware import BodyDeadlineMiddleware, RequestIdMiddleware
 from ingest.transactions import TransactionsUnavailable, fetch_transaction, storable
@@ -67,7 +67,8 @@ class CheckoutIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 def _headers(request: Request[Any, Any, Any]) -> dict[str, str]:
-    return {k.lower(): v for k, v in request.headers.items()}
+    """From the scope, not through Litestar's Headers; values are latin-1 at most."""
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.scope["headers"]}
 
 
 def _now_ms() -> int:
@@ -124,7 +125,7 @@ async def receive_webhook(
             status_code=status, detail=f"signature rejected: {exc.reason}"
         ) from None
     kept = {h: headers[h] for h in (*verifier.kept_headers, "content-type") if h in headers}
-    raw = RawWebhook(uuid.uuid4().hex, provider, _now_ms(), body, kept, request_id=_rid(request))
+    raw = RawWebhook(new_id(), provider, _now_ms(), body, kept, request_id=_rid(request))
     try:
         check_readable(provider, body)
     except Unreadable as exc:
@@ -180,9 +181,7 @@ async def register_checkout(
         raise HTTPException(status_code=400, detail="amount must be positive")
     body = msgspec.json.encode(data)
     request_id = request.scope.get("state", {}).get("request_id", "")
-    raw = RawWebhook(
-        uuid.uuid4().hex, data.provider, _now_ms(), body, {}, KIND_CHECKOUT, request_id
-    )
+    raw = RawWebhook(new_id(), data.provider, _now_ms(), body, {}, KIND_CHECKOUT, request_id)
     return await _write(state, raw)
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import re
-import uuid
 
 import structlog
 from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
+
+from ingest.ids import new_id
 
 _SAFE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -28,7 +29,7 @@ def RequestIdMiddleware(app: ASGIApp) -> ASGIApp:
             return
         # header values are bytes of any kind (latin-1 at most): never assume UTF-8
         given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
-        request_id = given if _SAFE.match(given) else uuid.uuid4().hex
+        request_id = given if _SAFE.match(given) else new_id()
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -64,7 +65,8 @@ def BodyDeadlineMiddleware(app: ASGIApp, timeout_s: float) -> ASGIApp:
             if complete:  # the body is in: later calls wait for a disconnect, unbounded
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.0))
+                async with asyncio.timeout_at(deadline):  # no task per call, unlike wait_for
+                    message = await receive()
             except TimeoutError:
                 raise BodyTimeout(
                     detail=f"request body not received within {timeout_s:g} s",
