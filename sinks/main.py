@@ -32,6 +32,10 @@ def _consumer(settings: Settings, group: str, *topics: str) -> AIOKafkaConsumer:
         max_poll_interval_ms=600_000,
         session_timeout_ms=10_000,
         heartbeat_interval_ms=1_000,
+        # aiokafka does not fetch a partition while the broker holds another fetch request:
+        # new records of it wait for that long poll, up to 500 ms by default (measured: the
+        # p99 of state record -> Postgres row was 611 ms at 250 webhooks/s, p50 29 ms)
+        fetch_max_wait_ms=50,
     )
 
 
