@@ -7,9 +7,14 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+import uuid
 from typing import Any
 
 import asyncpg
+import orjson
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from bench import common
 from bench.loadgen import build, run
@@ -46,6 +51,71 @@ async def wait_rows(dsn: str, ids: list[str], timeout: float = 120) -> int:
         await conn.close()
 
 
+async def stamp_on_append(bootstrap: str, topic: str) -> None:
+    """The broker, not the producer, stamps the topic's records (``LogAppendTime``): the
+    split below then puts Faust's producer in the stream stage and the sink's fetch alone in
+    the sink stage. The bench's own stack only; the topic has no other config to lose."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        resource = ConfigResource(
+            ConfigResourceType.TOPIC, topic, {"message.timestamp.type": "LogAppendTime"}
+        )
+        await admin.alter_configs([resource])
+    finally:
+        await admin.close()
+
+
+async def stage_split(
+    bootstrap: str, state_topic: str, dsn: str, ids: list[str]
+) -> dict[str, float]:
+    """Where the receipt -> Postgres time goes, per payment's final version: receipt to its
+    state record on the broker (ingest, Kafka, the stream worker and its producer), and from
+    there to the row (the Postgres sink's fetch and write)."""
+    newest: dict[str, tuple[int, int]] = {}
+    c = AIOKafkaConsumer(
+        state_topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-split-{uuid.uuid4().hex}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await c.start()
+    try:
+        while got := await c.getmany(timeout_ms=2000, max_records=5000):
+            for records in got.values():
+                for r in records:
+                    doc = orjson.loads(r.value or b"{}")
+                    ext, version = doc["external_id"], int(doc["version"])
+                    if ext not in newest or newest[ext][0] < version:
+                        newest[ext] = (version, r.timestamp)
+    finally:
+        await c.stop()
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT external_id, version, extract(epoch FROM written_at) AS w, "
+            "extract(epoch FROM updated_at) AS u FROM transactions "
+            "WHERE external_id = ANY($1::text[])",
+            ids,
+        )
+    finally:
+        await conn.close()
+    streams, sinks = [], []
+    for row in rows:
+        version, stamp_ms = newest.get(row["external_id"], (-1, 0))
+        if version == row["version"]:
+            streams.append(stamp_ms / 1000 - float(row["u"]))
+            sinks.append(float(row["w"]) - stamp_ms / 1000)
+    if not streams:
+        return {}
+    return {
+        f"{stage}_p{q}_ms": round(pct(values, q) * 1000)
+        for stage, values in (("receipt_to_state", streams), ("state_to_row", sinks))
+        for q in (50, 99)
+    }
+
+
 def pct(values: list[float], q: int) -> float:
     return (
         statistics.quantiles(values, n=100, method="inclusive")[q - 1]
@@ -60,6 +130,12 @@ def bench(settings: Settings, rate: float = 1000.0, seconds: int = 60) -> dict[s
         _, reqs = build(int(rate * seconds / per_payment), settings.providers, {}, 0.1, 50, seed=21)
         reqs = reqs[: int(rate * seconds)]
         ids = sorted({r.payment.external_id for r in reqs})
+        asyncio.run(stamp_on_append(info.kafka_bootstrap, settings.topics.state))
+        # warm up: the first writes of a fresh stack are slow (connections, prepared
+        # statements, the first ClickHouse parts: 750 ms each) and would be the p99 otherwise
+        _, warm = build(300, settings.providers, {}, 0.0, 50, seed=2121)
+        asyncio.run(run(info.ingest_url, warm, rate / 4, 4000))
+        asyncio.run(wait_rows(info.postgres_dsn, sorted({r.payment.external_id for r in warm})))
         cpu = {name: proc.cpu_seconds(part.pid) for name, part in info.parts.items()}
         started, own = time.monotonic(), time.process_time()
         res = asyncio.run(run(info.ingest_url, reqs, rate, 4000))
@@ -72,6 +148,9 @@ def bench(settings: Settings, rate: float = 1000.0, seconds: int = 60) -> dict[s
         landed = asyncio.run(wait_rows(info.postgres_dsn, ids))
         drain = time.monotonic() - started - elapsed
         lat = asyncio.run(row_latencies(info.postgres_dsn, ids))
+        split = asyncio.run(
+            stage_split(info.kafka_bootstrap, settings.topics.state, info.postgres_dsn, ids)
+        )
         rss = {name: round(proc.rss_mb(part.pid), 1) for name, part in info.parts.items()}
         status = launcher.status(common.BENCH_RUN / "e2e")
     return {
@@ -83,6 +162,7 @@ def bench(settings: Settings, rate: float = 1000.0, seconds: int = 60) -> dict[s
         "receipt_to_postgres_p50_ms": round(pct(lat, 50) * 1000),
         "receipt_to_postgres_p99_ms": round(pct(lat, 99) * 1000),
         "receipt_to_postgres_max_ms": round(max(lat) * 1000),
+        "stages": split,
         "rss_mib": rss,
         "cores_busy": busy,
         "drain_s": round(drain, 1),
@@ -91,8 +171,6 @@ def bench(settings: Settings, rate: float = 1000.0, seconds: int = 60) -> dict[s
 
 
 if __name__ == "__main__":
-    import orjson
-
     from pipeline.settings import load_settings
 
     print(orjson.dumps(bench(load_settings(), seconds=20), option=orjson.OPT_INDENT_2).decode())

@@ -131,6 +131,18 @@ def e2e(e: dict[str, Any]) -> list[str]:
             ]
         ),
         "",
+        *(
+            [
+                "Where that time goes, per payment's final version: receipt → its state record on "
+                f"the broker (ingest, Kafka, the stream worker) p50 {st['receipt_to_state_p50_ms']:,} ms, "
+                f"p99 {st['receipt_to_state_p99_ms']:,} ms; then → Postgres row "
+                f"(the sink's fetch and write) p50 {st['state_to_row_p50_ms']:,} ms, "
+                f"p99 {st['state_to_row_p99_ms']:,} ms.",
+                "",
+            ]
+            if (st := e.get("stages"))
+            else []
+        ),
         "Resident memory at the end of the run (MiB): "
         + ", ".join(f"{k} {v}" for k, v in e["rss_mib"].items())
         + ".",
