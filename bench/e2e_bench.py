@@ -131,10 +131,10 @@ def bench(settings: Settings, rate: float = 1000.0, seconds: int = 60) -> dict[s
         reqs = reqs[: int(rate * seconds)]
         ids = sorted({r.payment.external_id for r in reqs})
         asyncio.run(stamp_on_append(info.kafka_bootstrap, settings.topics.state))
-        # warm up: the first writes of a fresh stack are slow (connections, prepared
+        # warm up at 100/s: the first writes of a fresh stack are slow (connections, prepared
         # statements, the first ClickHouse parts: 750 ms each) and would be the p99 otherwise
         _, warm = build(300, settings.providers, {}, 0.0, 50, seed=2121)
-        asyncio.run(run(info.ingest_url, warm, rate / 4, 4000))
+        asyncio.run(run(info.ingest_url, warm, 100.0, 4000))
         asyncio.run(wait_rows(info.postgres_dsn, sorted({r.payment.external_id for r in warm})))
         cpu = {name: proc.cpu_seconds(part.pid) for name, part in info.parts.items()}
         started, own = time.monotonic(), time.process_time()

@@ -178,6 +178,7 @@ def page(r: dict[str, Any]) -> str:
         ("sinks", sinks),
         ("e2e", e2e),
         ("e2e_sustained", e2e),
+        ("e2e_light", e2e),
     ):
         part = r.get(name)
         if isinstance(part, dict) and "error" in part:

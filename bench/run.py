@@ -24,6 +24,8 @@ PARTS: dict[str, Callable[..., dict[str, Any]]] = {
     "e2e": e2e_bench.bench,
     # a rate this 2-core machine sustains with the whole stack, beside the 1000/s target
     "e2e_sustained": lambda settings: e2e_bench.bench(settings, rate=250.0, seconds=30),
+    # a merchant platform's ordinary day: the latency when nothing queues
+    "e2e_light": lambda settings: e2e_bench.bench(settings, rate=10.0, seconds=30),
 }
 
 
