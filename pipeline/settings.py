@@ -77,6 +77,8 @@ class StreamsSettings(_Frozen):
 class SinkSettings(_Frozen):
     batch_size: int = 1000
     flush_interval_ms: int = 200
+    #: ClickHouse batches wait this long for more records (analytics, not the current state)
+    clickhouse_linger_ms: int = 1000
     retry_base_s: float = 0.5
     retry_max_s: float = 30.0
     metrics_host: str = "127.0.0.1"

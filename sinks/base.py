@@ -73,8 +73,13 @@ async def run_sink(
     backoff: Backoff,
     stop: asyncio.Event,
     dead_letter: DeadLetter | None = None,
+    linger_ms: int = 0,
 ) -> None:
     """Consume, write in batches, commit after each successful write, until ``stop`` is set.
+
+    With ``linger_ms``, a batch waits that long after its first record for more (up to
+    ``batch_size``): fewer, larger writes, for a store where each write costs more than the
+    records in it (ClickHouse: a dedup lookup, inserts, materialized views, a part to merge).
 
     A batch the database refuses for its data (``RecordRefused``) is written record by
     record; each record refused on its own goes to ``dead_letter`` with the reason, and the
@@ -85,6 +90,8 @@ async def run_sink(
             records = [r for rs in batches.values() for r in rs]
             if not records:
                 continue
+            if linger_ms:
+                records += await _more(consumer, batch_size - len(records), linger_ms, stop)
             try:
                 await _write_until_done(sink, consumer, records, backoff, stop)
             except RecordRefused as exc:
@@ -99,6 +106,21 @@ async def run_sink(
             await consumer.commit(_next_offsets(records))
     finally:
         await sink.close()
+
+
+async def _more(
+    consumer: AIOKafkaConsumer, room: int, linger_ms: int, stop: asyncio.Event
+) -> list[ConsumerRecord]:
+    """Records that arrive within ``linger_ms``, up to ``room`` of them."""
+    more: list[ConsumerRecord] = []
+    deadline = time.monotonic() + linger_ms / 1000
+    while len(more) < room and not stop.is_set():
+        left_ms = int((deadline - time.monotonic()) * 1000)
+        if left_ms <= 0:
+            break
+        got = await consumer.getmany(timeout_ms=left_ms, max_records=room - len(more))
+        more += [r for rs in got.values() for r in rs]
+    return more
 
 
 async def _write_until_done(

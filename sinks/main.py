@@ -41,10 +41,11 @@ def _consumer(settings: Settings, group: str, *topics: str) -> AIOKafkaConsumer:
 
 async def serve(settings: Settings) -> None:
     t, cfg = settings.topics, settings.sinks
-    pairs: list[tuple[Sink, AIOKafkaConsumer]] = [
+    pairs: list[tuple[Sink, AIOKafkaConsumer, int]] = [
         (
             PostgresSink(settings.postgres.dsn.get_secret_value()),
             _consumer(settings, "sink-postgres", t.state),
+            0,
         ),
         (
             ClickHouseSink(
@@ -56,6 +57,7 @@ async def serve(settings: Settings) -> None:
                 t.dlq,
             ),
             _consumer(settings, "sink-clickhouse", t.transitions, t.dlq),
+            cfg.clickhouse_linger_ms,
         ),
     ]
     stop = asyncio.Event()
@@ -63,7 +65,7 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     backoff = Backoff(cfg.retry_base_s, cfg.retry_max_s, attempts=0)
-    for sink, consumer in pairs:
+    for sink, consumer, _ in pairs:
         await start_sink(sink, backoff, stop)
         await consumer.start()
     producer = AIOKafkaProducer(
@@ -82,12 +84,13 @@ async def serve(settings: Settings) -> None:
                     backoff,
                     stop,
                     dead_letters(producer, sink.name, t.dlq),
+                    linger_ms,
                 )
-                for sink, consumer in pairs
+                for sink, consumer, linger_ms in pairs
             )
         )
     finally:
-        for _, consumer in pairs:
+        for _, consumer, _ in pairs:
             await consumer.stop()
         await producer.stop()
 

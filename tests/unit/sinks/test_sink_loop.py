@@ -35,7 +35,11 @@ class FakeConsumer:
             if not self.batches and not self.paused:
                 self.stop.set()
             return {}
-        return {TP: self.batches.pop(0)}
+        batch = self.batches.pop(0)
+        if max_records is not None and len(batch) > max_records:  # the rest stays queued
+            self.batches.insert(0, batch[max_records:])
+            batch = batch[:max_records]
+        return {TP: batch}
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         self.commits.append(dict(offsets))
@@ -108,3 +112,11 @@ async def test_without_a_dead_letter_writer_a_refused_batch_stops_the_loop() -> 
     with pytest.raises(RecordRefused):
         await run_sink(sink, consumer, 100, 10, Backoff(0.001, 0.01, 0), stop)  # type: ignore[arg-type]
     assert consumer.commits == []
+
+
+async def test_with_a_linger_a_batch_gathers_what_arrives_in_time() -> None:
+    stop, sink = asyncio.Event(), ListSink()
+    consumer = FakeConsumer([[record(0)], [record(1)], [record(2), record(3)]], stop)
+    await run_sink(sink, consumer, 3, 10, Backoff(0.001, 0.01, 0), stop, linger_ms=1000)  # type: ignore[arg-type]
+    assert [[r.offset for r in b] for b in sink.batches] == [[0, 1, 2], [3]]  # at most 3
+    assert consumer.commits == [{TP: 3}, {TP: 4}]
