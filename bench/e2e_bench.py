@@ -7,17 +7,16 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-import uuid
 from typing import Any
 
 import asyncpg
 import orjson
-from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from bench import common
 from bench.loadgen import build, run
+from ops import kafka_io
 from pipeline.settings import Settings
 from stack import launcher, proc
 
@@ -73,22 +72,13 @@ async def stage_split(
     state record on the broker (ingest, Kafka, the stream worker and its producer), and from
     there to the row (the Postgres sink's fetch and write)."""
     newest: dict[str, tuple[int, int]] = {}
-    c = AIOKafkaConsumer(
-        state_topic,
-        bootstrap_servers=bootstrap,
-        group_id=f"bench-split-{uuid.uuid4().hex}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await c.start()
+    c = await kafka_io.consumer(bootstrap)
     try:
-        while got := await c.getmany(timeout_ms=2000, max_records=5000):
-            for records in got.values():
-                for r in records:
-                    doc = orjson.loads(r.value or b"{}")
-                    ext, version = doc["external_id"], int(doc["version"])
-                    if ext not in newest or newest[ext][0] < version:
-                        newest[ext] = (version, r.timestamp)
+        async for r in kafka_io.read(c, state_topic, await kafka_io.spans(c, state_topic)):
+            doc = orjson.loads(r.value or b"{}")
+            ext, version = doc["external_id"], int(doc["version"])
+            if ext not in newest or newest[ext][0] < version:
+                newest[ext] = (version, r.timestamp)
     finally:
         await c.stop()
     conn = await asyncpg.connect(dsn)

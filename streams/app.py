@@ -164,10 +164,9 @@ def create_app(settings: Settings) -> faust.App:
         """Each event in order against its payment's entry; then one table write and one state
         snapshot per payment touched, and every transition record. Faust acks the batch only
         after this returns, and flushes the producer before it commits the offsets."""
-        entries: dict[bytes, Entry] = {}
+        entries: dict[bytes, Entry] = {}  # payments processed, in first-touched order
         last: dict[bytes, EventT[bytes]] = {}  # the newest event of each payment in the batch
         changed: set[bytes] = set()
-        announce: dict[bytes, None] = {}  # payments with a state, in first-touched order
         transitions: list[tuple[bytes, bytes]] = []
         for event in batch:
             key = event.message.key or b""
@@ -181,8 +180,6 @@ def create_app(settings: Settings) -> faust.App:
             entries[key], last[key] = outcome.entry, event
             if outcome.changed:
                 changed.add(key)
-            if outcome.snapshot is not None:  # always, after any record: a state exists
-                announce[key] = None
             processed_ms = int(time.time() * 1000)  # a metric only, never part of state
             delivery = delivery_fields(record, outcome.duplicate, processed_ms)
             for eff in outcome.effects:
@@ -194,9 +191,8 @@ def create_app(settings: Settings) -> faust.App:
             if outcome.effects and getattr(record, "received_at", None) is not None:
                 seconds = (processed_ms - delivery["delivery_received_at_ms"]) / 1000
                 metrics.LATENCY.labels(record.provider).observe(seconds)
-        for key in announce:
-            entry = entries[key]
-            assert entry.state is not None
+        for key, entry in entries.items():
+            assert entry.state is not None  # any record processed leaves a state
             snapshot = orjson.dumps(entry.state.to_dict())
             if key in changed:
                 with as_current(last[key]):  # the table's store and changelog partition

@@ -152,6 +152,21 @@ async def test_poison_record_goes_to_the_dlq_and_the_rest_flows(
     await eventually(dead_rows, lambda n: n >= 1, what="the dead letter in ClickHouse")
 
 
+async def register_checkout(api: httpx.AsyncClient, ext: str, amount: str) -> None:
+    """``POST /checkouts`` for a standard payment in USDC, accepted."""
+    r = await api.post(
+        "/checkouts",
+        json={
+            "provider": "standard",
+            "external_id": ext,
+            "order_id": f"o-{ext}",
+            "amount": amount,
+            "currency": "USDC",
+        },
+    )
+    assert r.status_code == 202, r.text
+
+
 async def test_checkout_reconciles_underpaid_and_overpaid(
     api: httpx.AsyncClient, pg: asyncpg.Pool, settings: Settings
 ) -> None:
@@ -164,17 +179,7 @@ async def test_checkout_reconciles_underpaid_and_overpaid(
     evs = {}
     for expected, paid in cases.items():
         ext = f"chk-{uuid.uuid4().hex[:10]}"
-        r = await api.post(
-            "/checkouts",
-            json={
-                "provider": "standard",
-                "external_id": ext,
-                "order_id": f"o-{ext}",
-                "amount": "100.00",
-                "currency": "USDC",
-            },
-        )
-        assert r.status_code == 202, r.text
+        await register_checkout(api, ext, "100.00")
         ev = SampleEvent("standard", ext, "completed", paid, "USDC", now, f"evt-{ext}", f"o-{ext}")
         body, headers = signed_request(ev, settings.providers, time.time())
         assert (
@@ -209,17 +214,7 @@ async def test_the_earliest_of_two_checkout_registrations_wins_everywhere(
     see first, the earliest one sets the expected amount, and the later one is overruled."""
     ext = f"chk-{uuid.uuid4().hex[:10]}"
     for amount in ("100.00", "50.00"):
-        r = await api.post(
-            "/checkouts",
-            json={
-                "provider": "standard",
-                "external_id": ext,
-                "order_id": f"o-{ext}",
-                "amount": amount,
-                "currency": "USDC",
-            },
-        )
-        assert r.status_code == 202, r.text
+        await register_checkout(api, ext, amount)
         time.sleep(0.005)  # distinct receipt milliseconds: the first request is the earliest
 
     async def row() -> Any:
