@@ -27,7 +27,7 @@ from sinks.clickhouse import (
     event_row,
 )
 from sinks.pg_schema import migrate
-from sinks.postgres import PostgresSink, event_rows, newest_snapshots, tx_rows
+from sinks.postgres import PostgresSink, history_rows, newest_snapshots, tx_rows
 from streams import machine
 from streams.model import PaymentEvent, Status
 
@@ -96,13 +96,14 @@ def chunks(items: list[ConsumerRecord], size: int) -> list[list[ConsumerRecord]]
 
 
 async def postgres(dsn: str, snaps: list[ConsumerRecord], size: int) -> dict[str, Any]:
+    """``snaps``: snapshots and transitions (topic "t"), as the sink consumes both."""
     admin = await asyncpg.connect(dsn)
     for db in ("bench_sink", "bench_raw"):
         await admin.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
         await admin.execute(f"CREATE DATABASE {db}")
     await admin.close()
     base = dsn.rsplit("/", 1)[0]
-    sink = PostgresSink(f"{base}/bench_sink")
+    sink = PostgresSink(f"{base}/bench_sink", "t")
     await sink.start()
     ours = await timed(chunks(snaps, size), sink.write)
     await sink.close()
@@ -135,19 +136,23 @@ async def postgres(dsn: str, snaps: list[ConsumerRecord], size: int) -> dict[str
         "occurred_at",
         "received_at",
         "version",
+        "from_status",
+        "to_status",
+        "reference",
     ]
 
     async def copy(batch: list[ConsumerRecord]) -> None:
         """The same decode and rows, then plain COPY in one transaction: the driver's best
         (no version guard, no upsert: it only holds when every row is new)."""
-        snaps = newest_snapshots(batch)
+        snaps = newest_snapshots([r for r in batch if r.topic != "t"])
+        history = history_rows([orjson.loads(r.value) for r in batch if r.topic == "t"])
         async with raw.transaction():
             await raw.copy_records_to_table(
                 "transactions", records=list(zip(*tx_rows(snaps), strict=True)), columns=tx_cols
             )
             await raw.copy_records_to_table(
                 "transaction_events",
-                records=list(zip(*event_rows(snaps), strict=True)),
+                records=list(zip(*history, strict=True)),
                 columns=ev_cols,
             )
 
@@ -200,7 +205,7 @@ def bench(settings: Settings, count: int = 8000) -> dict[str, Any]:
     }
     with common.infra(settings, "sinks") as info:
         for size in BATCHES:
-            out["postgres"][size] = asyncio.run(postgres(info.postgres_dsn, snaps, size))
+            out["postgres"][size] = asyncio.run(postgres(info.postgres_dsn, snaps + trans, size))
             out["clickhouse"][size] = asyncio.run(clickhouse(info.clickhouse_url, trans, size))
     return out
 

@@ -1,4 +1,4 @@
-"""Inspect: one payment's whole journey, stage by stage.
+"""Inspect: one payment's whole journey, stage by stage, by its id or its human reference.
 
 Raw webhooks in Kafka, normalized events (``payments.events``), applied and refused
 transitions (``payments.transitions``), the Postgres row and history, the ClickHouse rows.
@@ -14,7 +14,7 @@ import clickhouse_connect
 import orjson
 from aiokafka.partitioner import DefaultPartitioner
 
-from ops import kafka_io
+from ops import kafka_io, reference
 from ops.errors import OpsError
 from pipeline.settings import Settings
 from streams.model import transaction_key
@@ -55,19 +55,25 @@ async def _raw(bootstrap: str, topic: str, raw_ids: set[str]) -> list[dict[str, 
     return out
 
 
-async def journey(settings: Settings, provider: str, external_id: str) -> dict[str, Any]:
+async def journey(settings: Settings, provider: str, wanted: str) -> dict[str, Any]:
+    """``wanted``: the provider's payment id, or its human reference (Coinbase: the code)."""
     t = settings.topics
+    boot, dsn = settings.kafka.bootstrap, settings.postgres.dsn.get_secret_value()
+    external_id, ref = wanted, None
+    row, history = await _postgres(dsn, provider, wanted)
+    if row is None and (found := await reference.resolve(dsn, boot, t.raw, provider, wanted)):
+        external_id, ref = found, wanted
+        row, history = await _postgres(dsn, provider, external_id)
     key = transaction_key(provider, external_id).encode()
-    boot = settings.kafka.bootstrap
     events = await _keyed(boot, t.events, key, t.partitions)
     transitions = await _keyed(boot, t.transitions, key, t.partitions)
     raw_ids = {e["raw_id"] for e in events if e.get("raw_id")}
     raw = await _raw(boot, t.raw, raw_ids) if raw_ids else []
-    row, history = await _postgres(settings.postgres.dsn.get_secret_value(), provider, external_id)
     ch_events, ch_deliveries = _clickhouse(settings, provider, external_id)
     return {
         "provider": provider,
         "external_id": external_id,
+        "reference": ref,
         "raw_webhooks": raw,
         "events": events,
         "transitions": transitions,
@@ -89,7 +95,7 @@ async def _postgres(dsn: str, provider: str, external_id: str) -> tuple[Any, lis
         )
         hist = await conn.fetch(
             "SELECT * FROM transaction_events WHERE provider = $1 AND "
-            "external_id = $2 ORDER BY occurred_at",
+            "external_id = $2 ORDER BY version, occurred_at",
             provider,
             external_id,
         )

@@ -1,18 +1,27 @@
-"""Rebuild: all state again from ``webhooks.raw`` alone, into a fresh database, then compare.
+"""Rebuild: all state again from ``webhooks.raw`` alone, into a scratch database, then compare.
 
 The raw topic is the source of truth. This reads all of it, runs the same pure steps the
 stream workers run (normalize, dedupe, state machine), writes the result with the same
-Postgres sink into a fresh database, and reports whether it matches the live one.
+Postgres sink into a scratch database, and reports whether it matches the live Postgres
+(every transaction) and the live ClickHouse (every distinct event). The scratch database is
+dropped afterwards, whatever happened.
+
+Compared are the columns that do not depend on the order in which events arrived: a
+payment's final state, and each event's own fields. An event's transition (from, to, the
+version it produced) depends on arrival order, so it is not compared.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import clickhouse_connect
 import orjson
 from aiokafka import ConsumerRecord
 
@@ -22,11 +31,18 @@ from pipeline.envelope import KIND_CHECKOUT, EnvelopeError, RawWebhook
 from sinks.postgres import PostgresSink
 from streams.checkouts import parse_checkout
 from streams.errors import NormalizeError
-from streams.model import Checkout, PaymentEvent
+from streams.model import Checkout, PaymentEvent, parse_iso
 from streams.providers import normalize
 from streams.step import Entry, process
 
 COMPARED = "provider, external_id, status, amount, currency, version, expected_amount"
+#: an event's own fields in ClickHouse ``payment_events``
+CH_COMPARED = (
+    "event_id, provider, external_id, status, provider_status, amount, currency, "
+    "toUnixTimestamp64Milli(occurred_at)"
+)
+
+Rows = dict[tuple[str, str], tuple[Any, ...]]
 
 
 @dataclass
@@ -36,19 +52,28 @@ class Report:
     rebuilt: int = 0
     live: int = 0
     matched: int = 0
+    events_rebuilt: int = 0
+    events_live: int = 0
+    events_matched: int = 0
     differences: list[str] = field(default_factory=list)
     database: str = ""
 
     @property
     def match(self) -> bool:
-        return not self.differences and self.rebuilt == self.live
+        return (
+            not self.differences
+            and self.rebuilt == self.live
+            and self.events_rebuilt == self.events_live
+        )
 
 
 def fold_raw(
     records: list[tuple[bytes, list[tuple[str, bytes]]]], ttl_ms: int
-) -> tuple[dict[str, Entry], int]:
-    """The pure pipeline over raw records: table entries by transaction, and the dead count."""
+) -> tuple[dict[str, Entry], list[dict[str, Any]], int]:
+    """The pure pipeline over raw records: table entries by transaction, the transition of
+    each distinct event as first applied, and the dead count."""
     entries: dict[str, Entry] = {}
+    transitions: list[dict[str, Any]] = []
     dead = 0
     for value, headers in records:
         try:
@@ -60,8 +85,11 @@ def fold_raw(
             dead += 1
             continue
         for item in items:
-            entries[item.tx_key] = process(entries.get(item.tx_key, Entry()), item, ttl_ms).entry
-    return entries, dead
+            out = process(entries.get(item.tx_key, Entry()), item, ttl_ms)
+            entries[item.tx_key] = out.entry
+            if not out.duplicate:
+                transitions.extend(e.to_dict() for e in out.effects)
+    return entries, transitions, dead
 
 
 def _with_db(dsn: str, name: str) -> str:
@@ -69,11 +97,15 @@ def _with_db(dsn: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
-async def _fresh_database(dsn: str, name: str) -> str:
+async def _admin(dsn: str) -> asyncpg.Connection:
     try:
-        conn = await asyncpg.connect(_with_db(dsn, "postgres"), timeout=10)
+        return await asyncpg.connect(_with_db(dsn, "postgres"), timeout=10)
     except (OSError, asyncpg.PostgresError) as exc:
         raise OpsError(f"Postgres unreachable: {type(exc).__name__}") from None
+
+
+async def _fresh_database(dsn: str, name: str) -> str:
+    conn = await _admin(dsn)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await conn.execute(f'CREATE DATABASE "{name}"')
@@ -82,7 +114,15 @@ async def _fresh_database(dsn: str, name: str) -> str:
     return _with_db(dsn, name)
 
 
-async def _rows(dsn: str) -> dict[tuple[str, str], tuple[Any, ...]]:
+async def _drop_database(dsn: str, name: str) -> None:
+    conn = await _admin(dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def _rows(dsn: str) -> Rows:
     conn = await asyncpg.connect(dsn, timeout=10)
     try:
         rows = await conn.fetch(f"SELECT {COMPARED} FROM transactions")
@@ -91,14 +131,62 @@ async def _rows(dsn: str) -> dict[tuple[str, str], tuple[Any, ...]]:
     return {(r["provider"], r["external_id"]): tuple(r) for r in rows}
 
 
-async def rebuild(
-    bootstrap: str,
-    raw_topic: str,
-    dsn: str,
-    ttl_ms: int,
-    progress: Callable[[int], None] = lambda n: None,
-) -> Report:
-    report = Report()
+def _live_events(clickhouse_url: str) -> Rows:
+    try:
+        ch = clickhouse_connect.get_client(dsn=clickhouse_url)
+        rows = ch.query(f"SELECT {CH_COMPARED} FROM payment_events FINAL").result_rows
+    except Exception as exc:  # clickhouse-connect raises several types for "unreachable"
+        raise OpsError(f"ClickHouse unreachable: {type(exc).__name__}") from None
+    return {(r[1], r[0]): _event(*r) for r in rows}
+
+
+def _event(event_id: str, provider: str, external_id: str, *rest: Any) -> tuple[Any, ...]:
+    status, provider_status, amount, currency, occurred_ms = rest
+    return (
+        event_id,
+        provider,
+        external_id,
+        status,
+        provider_status,
+        None if amount is None else Decimal(amount),
+        currency,
+        int(occurred_ms),
+    )
+
+
+def _rebuilt_events(transitions: list[dict[str, Any]]) -> Rows:
+    out: Rows = {}
+    for t in transitions:
+        ms = int(parse_iso(t["occurred_at"]).timestamp() * 1000)
+        row = _event(
+            t["event_id"],
+            t["provider"],
+            t["external_id"],
+            t["status"],
+            t["provider_status"],
+            t["amount"],
+            t["currency"],
+            ms,
+        )
+        out.setdefault((t["provider"], t["event_id"]), row)
+    return out
+
+
+def _compare(rebuilt: Rows, live: Rows, what: str, differences: list[str]) -> int:
+    """How many keys match; a line per difference."""
+    matched = 0
+    for key in sorted(set(rebuilt) | set(live)):
+        a, b = rebuilt.get(key), live.get(key)
+        if a == b:
+            matched += 1
+        else:
+            differences.append(f"{what} {key[0]}/{key[1]}: rebuilt {a} live {b}")
+    return matched
+
+
+async def _read_raw(
+    bootstrap: str, raw_topic: str, progress: Callable[[int], None]
+) -> list[tuple[bytes, list[tuple[str, bytes]]]]:
     c = await kafka_io.consumer(bootstrap)
     records: list[tuple[bytes, list[tuple[str, bytes]]]] = []
     try:
@@ -109,29 +197,51 @@ async def rebuild(
     finally:
         await c.stop()
     progress(len(records) % 1000)
-    report.raw_records = len(records)
-    entries, report.dead_letters = fold_raw(records, ttl_ms)
-    name = f"{urlsplit(dsn).path.lstrip('/') or 'pipeline'}_rebuild"
-    fresh = await _fresh_database(dsn, name)
-    report.database = name
-    snapshots = [
-        ConsumerRecord("rebuild", 0, i, 0, 0, None, orjson.dumps(e.state.to_dict()), None, 0, 0, [])
-        for i, e in enumerate(entries.values())
-        if e.state is not None
+    return records
+
+
+async def _write(dsn: str, snapshots: list[bytes], transitions: list[dict[str, Any]]) -> None:
+    """Through the live Postgres sink, in batches as it gets them from Kafka."""
+    records = [
+        ConsumerRecord("payments.state", 0, i, 0, 0, None, v, None, 0, 0, [])
+        for i, v in enumerate(snapshots)
+    ] + [
+        ConsumerRecord("payments.transitions", 0, i, 0, 0, None, orjson.dumps(t), None, 0, 0, [])
+        for i, t in enumerate(transitions)
     ]
-    sink = PostgresSink(fresh)
+    sink = PostgresSink(dsn, "payments.transitions")
     await sink.start()
     try:
-        for i in range(0, len(snapshots), 1000):
-            await sink.write(snapshots[i : i + 1000])
+        for i in range(0, len(records), 1000):
+            await sink.write(records[i : i + 1000])
     finally:
         await sink.close()
-    rebuilt, live = await _rows(fresh), await _rows(dsn)
+
+
+async def rebuild(
+    bootstrap: str,
+    raw_topic: str,
+    dsn: str,
+    clickhouse_url: str,
+    ttl_ms: int,
+    progress: Callable[[int], None] = lambda n: None,
+) -> Report:
+    report = Report()
+    records = await _read_raw(bootstrap, raw_topic, progress)
+    report.raw_records = len(records)
+    entries, transitions, report.dead_letters = fold_raw(records, ttl_ms)
+    name = f"{urlsplit(dsn).path.lstrip('/') or 'pipeline'}_rebuild_{os.getpid()}"
+    report.database = name
+    try:
+        fresh = await _fresh_database(dsn, name)
+        snapshots = [orjson.dumps(e.state.to_dict()) for e in entries.values() if e.state]
+        await _write(fresh, snapshots, transitions)
+        rebuilt, live = await _rows(fresh), await _rows(dsn)
+        events, live_events = _rebuilt_events(transitions), _live_events(clickhouse_url)
+    finally:
+        await _drop_database(dsn, name)
     report.rebuilt, report.live = len(rebuilt), len(live)
-    for key in sorted(set(rebuilt) | set(live)):
-        a, b = rebuilt.get(key), live.get(key)
-        if a == b:
-            report.matched += 1
-        else:
-            report.differences.append(f"{key[0]}/{key[1]}: rebuilt {a} live {b}")
+    report.matched = _compare(rebuilt, live, "postgres", report.differences)
+    report.events_rebuilt, report.events_live = len(events), len(live_events)
+    report.events_matched = _compare(events, live_events, "clickhouse", report.differences)
     return report

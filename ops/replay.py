@@ -1,60 +1,118 @@
-"""Replay: re-feed a range of a topic into the pipeline, record for record.
+"""Replay the Kafka way: move a stopped consumer group's committed offsets back.
 
-Every record is produced again to the same topic with the same key, value and headers, so it
-lands in the same partition and is processed again; the pipeline is idempotent, so a replay
-of any range leaves every result unchanged.
+The group's consumers, once started again, read the records from there a second time; every
+step of the pipeline is idempotent, so the results stay what they were. Nothing is written
+to the topics. The reset is done by Kafka's own ``kafka-consumer-groups --reset-offsets``
+(``ops.kafka_tools``), which an SRE can also run by hand (docs/operations.md).
+
+Kafka resets a group's offsets only while the group has no active member: stop the part
+that consumes first (``pipeline stack stop sinks`` on the local stack).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from ops import kafka_io
-from ops.kafka_io import Span
+from ops import kafka_tools
+from ops.errors import OpsError
+from ops.kafka_tools import GroupState, Offset
 
 
 @dataclass(frozen=True)
-class Selection:
-    topic: str
-    partitions: list[int] | None = None
-    from_offset: int | None = None
+class Target:
+    """Where to move the offsets: exactly one of these."""
+
+    to_earliest: bool = False
+    to_latest: bool = False
     to_offset: int | None = None
-    from_ms: int | None = None
-    to_ms: int | None = None
+    to_time: datetime | None = None
+    shift_by: int | None = None
+
+    def args(self) -> list[str]:
+        chosen = [
+            ["--to-earliest"] if self.to_earliest else [],
+            ["--to-latest"] if self.to_latest else [],
+            ["--to-offset", str(self.to_offset)] if self.to_offset is not None else [],
+            ["--to-datetime", _kafka_time(self.to_time)] if self.to_time is not None else [],
+            ["--shift-by", str(self.shift_by)] if self.shift_by is not None else [],
+        ]
+        given = [c for c in chosen if c]
+        if len(given) != 1:
+            raise OpsError(
+                "say where to replay from, once: --to-earliest, --to-latest, --to-offset N, "
+                "--to-time ISO, or --shift-by N"
+            )
+        return given[0]
 
 
-async def plan(bootstrap: str, sel: Selection) -> list[Span]:
-    c = await kafka_io.consumer(bootstrap)
-    try:
-        return await kafka_io.spans(
-            c, sel.topic, sel.partitions, sel.from_offset, sel.to_offset, sel.from_ms, sel.to_ms
+@dataclass(frozen=True)
+class Move:
+    topic: str
+    partition: int
+    current: int | None
+    new: int | None
+    end: int | None
+
+    @property
+    def records(self) -> int | None:
+        """How many records the group will read again up to today's end."""
+        if self.new is None or self.end is None:
+            return None
+        return max(0, (self.end if self.current is None else self.current) - self.new)
+
+
+@dataclass(frozen=True)
+class Plan:
+    group: str
+    state: GroupState
+    moves: list[Move]
+
+
+def _kafka_time(ts: datetime) -> str:
+    """The tool's format, 'YYYY-MM-DDTHH:mm:SS.sss' with a zone (UTC here)."""
+    ts = ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def inactive(bootstrap: str, group: str) -> GroupState:
+    """The group's state; an ``OpsError`` that says what to do when it is active."""
+    st = kafka_tools.state(bootstrap, group)
+    if st.active:
+        raise OpsError(
+            f"consumer group {group!r} is active ({st.state}, {st.members} member(s)): Kafka "
+            "resets offsets only while no member consumes; stop its consumers first "
+            "(local stack: `pipeline stack stop sinks` or `... stop streams`), then again"
         )
-    finally:
-        await c.stop()
+    return st
 
 
-async def replay(
-    bootstrap: str, topic: str, todo: list[Span], progress: Callable[[int], None] = lambda n: None
-) -> int:
-    """Produce every record of the spans again; returns how many were replayed."""
-    c = await kafka_io.consumer(bootstrap)
-    p = await kafka_io.producer(bootstrap)
-    sent = 0
-    try:
-        pending = []
-        async for r in kafka_io.read(c, topic, todo):
-            pending.append(await p.send(topic, r.value, key=r.key, headers=list(r.headers or [])))
-            sent += 1
-            if len(pending) >= 500:
-                for fut in pending:
-                    await fut
-                progress(len(pending))
-                pending.clear()
-        for fut in pending:
-            await fut
-        progress(len(pending))
-    finally:
-        await p.stop()
-        await c.stop()
-    return sent
+def plan(bootstrap: str, group: str, topics: list[str], target: Target) -> Plan:
+    """What the reset would do (Kafka's dry run), beside the offsets committed now."""
+    args = target.args()
+    st = inactive(bootstrap, group)
+    return Plan(group, st, _moves(bootstrap, group, topics, args, execute=False))
+
+
+def execute(bootstrap: str, group: str, topics: list[str], target: Target) -> Plan:
+    """Reset the offsets. The group must have no active member."""
+    args = target.args()
+    st = inactive(bootstrap, group)
+    return Plan(group, st, _moves(bootstrap, group, topics, args, execute=True))
+
+
+def _moves(
+    bootstrap: str, group: str, topics: list[str], args: list[str], execute: bool
+) -> list[Move]:
+    now: dict[tuple[str, int], Offset] = {
+        (o.topic, o.partition): o for o in kafka_tools.committed(bootstrap, group)
+    }
+    new = kafka_tools.reset(bootstrap, group, topics, args, execute)
+    if not new:
+        raise OpsError(f"consumer group {group!r} has no offsets on {topics or 'any topic'}")
+    moves = []
+    for o in new:
+        was = now.get((o.topic, o.partition))
+        current, end = (None, None) if was is None else (was.offset, was.end)
+        moves.append(Move(o.topic, o.partition, current, o.offset, end))
+    return moves

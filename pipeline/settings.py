@@ -147,6 +147,9 @@ class Settings(BaseSettings):
     dashboard: DashboardSettings = DashboardSettings()
     providers: ProviderSettings = ProviderSettings()
     log_level: str = "INFO"
+    #: a payment registered or pending with no news for longer is listed as stuck
+    #: (`pipeline stuck`, the dashboard, ClickHouse view stuck_payments)
+    stuck_after_s: int = 30 * 60
 
     @classmethod
     def settings_customise_sources(

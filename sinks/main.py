@@ -43,8 +43,8 @@ async def serve(settings: Settings) -> None:
     t, cfg = settings.topics, settings.sinks
     pairs: list[tuple[Sink, AIOKafkaConsumer, int]] = [
         (
-            PostgresSink(settings.postgres.dsn.get_secret_value()),
-            _consumer(settings, "sink-postgres", t.state),
+            PostgresSink(settings.postgres.dsn.get_secret_value(), t.transitions),
+            _consumer(settings, "sink-postgres", t.state, t.transitions),
             0,
         ),
         (

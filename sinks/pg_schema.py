@@ -49,6 +49,16 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (provider, external_id)
     );
     """,
+    # 2: history rows come from transitions: the transition as first applied, and the
+    # provider's human reference where it has one (Coinbase: the charge code)
+    """
+    ALTER TABLE transaction_events ADD COLUMN IF NOT EXISTS from_status text,
+        ADD COLUMN IF NOT EXISTS to_status text, ADD COLUMN IF NOT EXISTS reference text;
+    CREATE INDEX IF NOT EXISTS transaction_events_reference
+        ON transaction_events (provider, reference) WHERE reference IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS transactions_waiting
+        ON transactions (updated_at) WHERE status IN ('new', 'pending', 'confirmed');
+    """,
 ]
 
 
@@ -69,3 +79,16 @@ async def migrate(conn: asyncpg.Connection) -> int:
             await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", number)
             ran += 1
         return ran
+
+
+#: statuses that wait on the provider: registered (``new``), ``pending``, ``confirmed``
+WAITING_STATUSES = ("new", "pending", "confirmed")
+
+#: stuck payments: waiting on the provider with no news for longer than $1 seconds, oldest
+#: first (``updated_at`` is the newest receipt of the payment's events or registration)
+STUCK_SQL = """SELECT provider, external_id, status, order_id, amount::text AS amount, currency,
+       expected_amount::text AS expected_amount, updated_at,
+       extract(epoch FROM now() - updated_at)::float8 AS waiting_s
+FROM transactions
+WHERE status IN ('new', 'pending', 'confirmed') AND updated_at < now() - make_interval(secs => $1)
+ORDER BY updated_at LIMIT $2"""

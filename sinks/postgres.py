@@ -1,8 +1,12 @@
-"""Postgres sink: ``payments.state`` snapshots -> ``transactions``, its history, ``checkouts``.
+"""Postgres sink: ``payments.state`` snapshots -> ``transactions`` and ``checkouts``;
+``payments.transitions`` -> the history, ``transaction_events``.
 
-Only the newest snapshot of each payment in a batch is written, in one transaction, with
-upserts guarded by version: a lower or equal version never overwrites a higher one, so a
-redelivered or replayed snapshot changes nothing.
+Only the newest snapshot of each payment in a batch is written, with upserts guarded by
+version: a lower or equal version never overwrites a higher one, so a redelivered or replayed
+snapshot changes nothing. A history row is an event's transition as first applied (the
+version that event produced, from and to status), the same row ClickHouse keeps: the first
+transition of an event wins, and a re-sent one (a duplicate's, equal to it) changes nothing.
+Everything of one batch is written in one database transaction. See decision 0031.
 """
 
 from __future__ import annotations
@@ -31,16 +35,24 @@ ON CONFLICT (provider, external_id) DO UPDATE SET
 WHERE t.version < EXCLUDED.version
 """
 
+#: the first transition of an event wins; rows written from snapshots before migration 2
+#: (no ``from_status``) take the transition's values once
 UPSERT_EVENTS = """
 INSERT INTO transaction_events AS e (event_id, provider, external_id, status, effective_status,
-    applied, note, provider_status, amount, currency, occurred_at, received_at, version)
+    applied, note, provider_status, amount, currency, occurred_at, received_at, version,
+    from_status, to_status, reference)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[],
     $7::text[], $8::text[], $9::numeric[], $10::text[], $11::timestamptz[], $12::timestamptz[],
-    $13::bigint[])
+    $13::bigint[], $14::text[], $15::text[], $16::text[])
 ON CONFLICT (event_id) DO UPDATE SET
+    provider = EXCLUDED.provider, external_id = EXCLUDED.external_id, status = EXCLUDED.status,
     effective_status = EXCLUDED.effective_status, applied = EXCLUDED.applied,
-    note = EXCLUDED.note, version = EXCLUDED.version
-WHERE e.version < EXCLUDED.version
+    note = EXCLUDED.note, provider_status = EXCLUDED.provider_status,
+    amount = EXCLUDED.amount, currency = EXCLUDED.currency,
+    occurred_at = EXCLUDED.occurred_at, received_at = EXCLUDED.received_at,
+    version = EXCLUDED.version, from_status = EXCLUDED.from_status,
+    to_status = EXCLUDED.to_status, reference = EXCLUDED.reference
+WHERE e.from_status IS NULL
 """
 
 #: the earliest registration wins, in streams.machine.checkout_order (code point order on text)
@@ -113,29 +125,33 @@ def tx_rows(snaps: list[dict[str, Any]]) -> list[list[Any]]:
     return _columns(rows, 11)
 
 
-def event_rows(snaps: list[dict[str, Any]]) -> list[list[Any]]:
-    """One row per event id: two payments may carry the same provider event id (a sender's
-    bug, or a hostile one), and one upsert may not touch a row twice; the row of the newer
-    snapshot wins, as the version guard of the upsert would decide between two batches."""
+def history_rows(transitions: Sequence[dict[str, Any]]) -> list[list[Any]]:
+    """One row per event id, from its first transition in the batch: an upsert may not touch
+    a row twice (two payments may even carry the same provider event id: a sender's bug, or
+    a hostile one), and the first transition is the one as first applied."""
     rows: dict[str, tuple[Any, ...]] = {}
-    for s in sorted(snaps, key=lambda snap: int(snap["version"])):
-        for e in s["events"]:
-            rows[e["event_id"]] = (
-                e["event_id"],
-                e["provider"],
-                e["external_id"],
-                e["status"],
-                e["effective"],
-                e["applied"],
-                e["note"],
-                e["provider_status"],
-                e["amount"],
-                e["currency"],
-                parse_iso(e["occurred_at"]),
-                parse_iso(e["received_at"]) if e.get("received_at") else None,
-                s["version"],
-            )
-    return _columns(list(rows.values()), 13)
+    for t in transitions:
+        if t["event_id"] in rows:
+            continue
+        rows[t["event_id"]] = (
+            t["event_id"],
+            t["provider"],
+            t["external_id"],
+            t["status"],
+            t.get("effective_status") or t["to_status"],
+            t["applied"],
+            t["note"],
+            t["provider_status"],
+            t["amount"],
+            t["currency"],
+            parse_iso(t["occurred_at"]),
+            parse_iso(t["received_at"]) if t.get("received_at") else None,
+            t["version"],
+            t["from_status"],
+            t["to_status"],
+            t.get("reference"),
+        )
+    return _columns(list(rows.values()), 16)
 
 
 def checkout_rows(snaps: list[dict[str, Any]]) -> list[list[Any]]:
@@ -155,10 +171,13 @@ def checkout_rows(snaps: list[dict[str, Any]]) -> list[list[Any]]:
 
 
 class PostgresSink:
+    """Records of ``transitions_topic`` are transitions; any other record is a snapshot."""
+
     name = "postgres"
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, transitions_topic: str = "payments.transitions") -> None:
         self._dsn = dsn
+        self._transitions_topic = transitions_topic
         self._conn: asyncpg.Connection | None = None
 
     async def start(self) -> None:
@@ -187,16 +206,19 @@ class PostgresSink:
         types now, not on the first real batch (that took 750 ms on a fresh stack)."""
         async with conn.transaction():
             await conn.execute(UPSERT_TX, *tx_rows([]))
-            await conn.execute(UPSERT_EVENTS, *event_rows([]))
+            await conn.execute(UPSERT_EVENTS, *history_rows([]))
             await conn.execute(INSERT_CHECKOUTS, *checkout_rows([]))
 
     async def write(self, records: Sequence[ConsumerRecord]) -> None:
         try:
-            snaps = newest_snapshots(records)
+            snaps = newest_snapshots([r for r in records if r.topic != self._transitions_topic])
+            history = history_rows(
+                [orjson.loads(r.value) for r in records if r.topic == self._transitions_topic]
+            )
             conn = await self._connection()
             async with conn.transaction():
                 await conn.execute(UPSERT_TX, *tx_rows(snaps))
-                await conn.execute(UPSERT_EVENTS, *event_rows(snaps))
+                await conn.execute(UPSERT_EVENTS, *history)
                 await conn.execute(INSERT_CHECKOUTS, *checkout_rows(snaps))
         except _DOWN as exc:
             self._drop_connection()

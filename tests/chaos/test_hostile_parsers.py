@@ -94,10 +94,11 @@ def through_the_pipeline(raw: RawWebhook) -> None:
         assert outcome.snapshot is not None
         snap = json.loads(json.dumps(outcome.snapshot.to_dict()))
         assert_storable(postgres.tx_rows([snap]), "postgres transactions")
-        assert_storable(postgres.event_rows([snap]), "postgres transaction_events")
         for eff in outcome.effects:
             t = {**eff.to_dict(), **delivery_fields(record, False, int(time.time() * 1000))}
-            assert_storable(clickhouse.event_row(json.loads(json.dumps(t))), "clickhouse")
+            t = json.loads(json.dumps(t))
+            assert_storable(postgres.history_rows([t]), "postgres transaction_events")
+            assert_storable(clickhouse.event_row(t), "clickhouse")
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

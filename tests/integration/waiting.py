@@ -71,6 +71,6 @@ def pipeline_groups(topics: Any) -> dict[str, list[str]]:
     """The pipeline's consumer groups and the topics each reads (for ``drained``)."""
     return {
         "checkout-pipeline": [topics.raw, topics.events],
-        "sink-postgres": [topics.state],
+        "sink-postgres": [topics.state, topics.transitions],
         "sink-clickhouse": [topics.transitions, topics.dlq],
     }
