@@ -42,8 +42,8 @@ def settings() -> Settings:
 
 
 def out() -> Console:
-    """Standard output; no colour codes when it is not a terminal."""
-    return Console(highlight=False)
+    """Standard output; not a terminal: no colour codes, and tables 160 columns wide."""
+    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 
 def safe(value: Any) -> str:

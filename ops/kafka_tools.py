@@ -14,6 +14,7 @@ runs the tool with ``--bootstrap-server`` of the running local stack.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -93,18 +94,24 @@ def run(bootstrap: str, *args: str, timeout: float = 120) -> str:
 
 
 def table(text: str) -> list[dict[str, str]]:
-    """The tool's whitespace-aligned tables as rows keyed by their header."""
+    """The tool's column-aligned tables as rows keyed by their header (cells are cut at the
+    header's column starts: a cell may hold a space, e.g. ``127.0.0.1:9092  (1)``)."""
     rows: list[dict[str, str]] = []
-    header: list[str] = []
+    columns: list[tuple[str, int]] = []
     for line in text.splitlines():
         if not line.strip():
-            header = []
+            columns = []
             continue
-        cells = line.replace("COORDINATOR (ID)", "COORDINATOR").split()
-        if cells[0] == "GROUP":
-            header = cells
-        elif header:
-            rows.append(dict(zip(header, cells, strict=False)))
+        if line.startswith("GROUP "):
+            columns = [(m.group(), m.start()) for m in re.finditer(r"\S+(?: \S+)*", line)]
+        elif columns:
+            ends = [start for _, start in columns[1:]] + [len(line)]
+            rows.append(
+                {
+                    name: line[start:end].strip()
+                    for (name, start), end in zip(columns, ends, strict=True)
+                }
+            )
     return rows
 
 

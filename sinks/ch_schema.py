@@ -98,4 +98,19 @@ DDL: list[str] = [
            quantilesState(0.5, 0.9, 0.99)(latency_ms) AS latency, countState() AS deliveries
     FROM ingest_log GROUP BY minute, provider
     """,
+    # Stuck payments (owner: ops; keep last): waiting on the provider (pending, confirmed) with
+    # no news for longer than older_than_s seconds. A parameterized view:
+    #   SELECT * FROM stuck_payments(older_than_s = 1800)
+    # Registrations without any event have no row here (only Postgres knows them: `pipeline
+    # stuck` and the dashboard read Postgres).
+    """
+    CREATE VIEW IF NOT EXISTS stuck_payments AS
+    SELECT provider, external_id,
+           argMax(to_status, (version, processed_at)) AS status,
+           max(received_at) AS last_news,
+           dateDiff('second', max(received_at), now64(3)) AS waiting_s
+    FROM payment_events FINAL
+    GROUP BY provider, external_id
+    HAVING status IN ('new', 'pending', 'confirmed') AND waiting_s > {older_than_s:UInt32}
+    """,
 ]
