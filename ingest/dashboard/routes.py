@@ -27,6 +27,7 @@ from litestar.types import ControllerRouterHandler
 
 from ingest.dashboard import queries
 from ingest.dashboard.lag import LagReader
+from ingest.dashboard.stuck import stuck
 from ingest.errors import SourceUnavailable
 from pipeline.settings import Settings
 
@@ -55,6 +56,7 @@ class Dashboard:
         self.enabled = bool(token)
         self._digest = hashlib.sha256(token.encode()).digest()
         self.pool = pool
+        self.stuck_after_s = settings.stuck_after_s
         self.ch = queries.ClickHouseReader(settings.clickhouse)
         self.lag = LagReader(settings.kafka.bootstrap)
         t = settings.topics
@@ -73,7 +75,7 @@ class Dashboard:
             return []
         api = Router(
             path="/dashboard",
-            route_handlers=[page, statuses, throughput, latency, lag, dead_letters],
+            route_handlers=[page, statuses, throughput, latency, lag, dead_letters, stuck],
             guards=[self.guard],
             dependencies={"dash": Provide(lambda: self, sync_to_thread=False)},
             exception_handlers={

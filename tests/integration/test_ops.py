@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import time
@@ -15,31 +18,36 @@ from typing import Any
 import asyncpg
 import httpx
 import orjson
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 
+from ops import kafka_io
 from pipeline.dlq import dead_letter
 from pipeline.envelope import RawWebhook
 from pipeline.settings import Settings
 from pipeline.traffic import payments, requests
 from pipeline.webhook_factory import SampleEvent, signed_request
+from sinks.clickhouse import ClickHouseSink
 from stack import launcher
 from tests.integration.test_stream_semantics import assert_converged, send
 from tests.integration.waiting import drained, eventually, pipeline_groups
 
 
-def pipeline(stack: launcher.StackInfo, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PIPELINE_RUN_DIR": stack.run_dir}
+def pipeline(
+    stack: launcher.StackInfo, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The real command, in a fresh process, finding the test stack by its run folder."""
+    outer = {**os.environ, "PIPELINE_RUN_DIR": stack.run_dir}
     for k in [
         k
-        for k in env
+        for k in outer
         if k.startswith("PIPELINE_") and k != "PIPELINE_RUN_DIR" and k != "PIPELINE_CONFIG"
     ]:
-        del env[k]
+        del outer[k]
     return subprocess.run(
         [sys.executable, "-m", "ops.cli", *args],
         capture_output=True,
         text=True,
-        env=env,
+        env={**outer, **(env or {})},
         timeout=300,
         check=False,
     )
@@ -60,7 +68,7 @@ async def fingerprint(pg: asyncpg.Pool, ch: Any) -> tuple[Any, ...]:
     return digest, len(tx), hist, tuple(events)
 
 
-async def test_replay_of_a_range_leaves_postgres_and_clickhouse_unchanged(
+async def test_republish_of_a_range_leaves_postgres_and_clickhouse_unchanged(
     stack: launcher.StackInfo, api: httpx.AsyncClient, pg: asyncpg.Pool, ch: Any, settings: Settings
 ) -> None:
     pays = payments(40, seed=808)
@@ -71,7 +79,7 @@ async def test_replay_of_a_range_leaves_postgres_and_clickhouse_unchanged(
 
     dry = pipeline(
         stack,
-        "replay",
+        "republish",
         settings.topics.raw,
         "-p",
         "0",
@@ -82,11 +90,11 @@ async def test_replay_of_a_range_leaves_postgres_and_clickhouse_unchanged(
         "--dry-run",
     )
     assert dry.returncode == 0, dry.stderr
-    assert "dry run: would replay" in dry.stdout
-    whole = pipeline(stack, "replay", settings.topics.raw, "--from-time", "2000-01-01T00:00:00Z")
+    assert "dry run: would republish" in dry.stdout
+    whole = pipeline(stack, "republish", settings.topics.raw, "--from-time", "2000-01-01T00:00:00Z")
     assert whole.returncode == 0, whole.stderr
-    replayed = int(whole.stdout.strip().splitlines()[-1].split()[1])
-    assert replayed > 100
+    sent = int(whole.stdout.strip().splitlines()[-1].split()[1])
+    assert sent > 100
     await drained(stack.kafka_bootstrap, groups(settings))
     assert await fingerprint(pg, ch) == before
 
@@ -135,7 +143,12 @@ async def test_a_dead_letter_is_redriven_after_its_cause_is_fixed(
     await eventually(status, lambda s: s == "completed", what="the redriven payment in Postgres")
 
 
-async def test_rebuild_from_the_raw_topic_matches_the_live_state(
+async def scratch_databases(pg: asyncpg.Pool) -> list[str]:
+    rows = await pg.fetch("SELECT datname FROM pg_database WHERE datname LIKE '%rebuild%'")
+    return [r["datname"] for r in rows]
+
+
+async def test_rebuild_from_the_raw_topic_matches_live_postgres_and_clickhouse(
     stack: launcher.StackInfo, api: httpx.AsyncClient, pg: asyncpg.Pool, ch: Any, settings: Settings
 ) -> None:
     pays = payments(30, seed=909)
@@ -144,10 +157,57 @@ async def test_rebuild_from_the_raw_topic_matches_the_live_state(
     )
     await assert_converged(pg, ch, pays)
     await drained(stack.kafka_bootstrap, groups(settings))
+    await asyncio.sleep(1.5)  # the ClickHouse sink's linger: its last batch written
     done = pipeline(stack, "rebuild", "--json")
     report = orjson.loads(done.stdout)
     assert done.returncode == 0, (done.stderr, report["differences"][:5])
     assert report["match"] and report["rebuilt"] == report["live"] >= 30
+    n_events = ch.query("SELECT count() FROM payment_events FINAL").result_rows[0][0]
+    assert report["events_rebuilt"] == report["events_live"] == report["events_matched"] == n_events
+    assert await scratch_databases(pg) == []  # removed after a match
+
+    # a payment that live ClickHouse lost is found: the comparison covers ClickHouse
+    lost = pays[0].external_id
+    ch.command(
+        "ALTER TABLE payment_events DELETE WHERE external_id = {x:String} "
+        "SETTINGS mutations_sync = 1",
+        parameters={"x": lost},
+    )
+    try:
+        differs = pipeline(stack, "rebuild", "--json")
+        report = orjson.loads(differs.stdout)
+        assert differs.returncode == 2 and not report["match"]
+        assert report["differences"] and all(
+            d.startswith("clickhouse ") and lost in d for d in report["differences"]
+        ), report["differences"][:3]
+        assert await scratch_databases(pg) == []  # removed after a mismatch
+    finally:  # put the rows back: the same transitions again, from the topic
+        restore = ClickHouseSink(
+            stack.clickhouse_url, "default", "default", "", settings.topics.transitions, "dlq"
+        )
+        await restore.start()
+        await restore.write(await transitions_of(stack, settings, pays[0]))
+        await restore.close()
+
+    # a failure half-way (ClickHouse unreachable) still removes the scratch database
+    broken = pipeline(stack, "rebuild", env={"PIPELINE_CLICKHOUSE__URL": "http://127.0.0.1:9"})
+    assert broken.returncode == 1 and "ClickHouse unreachable" in broken.stderr, broken.stderr
+    assert len(broken.stderr.strip().splitlines()) == 1
+    assert await scratch_databases(pg) == []
+
+
+async def transitions_of(
+    stack: launcher.StackInfo, settings: Settings, pay: Any
+) -> list[ConsumerRecord]:
+    key = f"{pay.provider}:{pay.external_id}".encode()
+    c = await kafka_io.consumer(stack.kafka_bootstrap)
+    try:
+        topic = settings.topics.transitions
+        return [
+            r async for r in kafka_io.read(c, topic, await kafka_io.spans(c, topic)) if r.key == key
+        ]
+    finally:
+        await c.stop()
 
 
 async def test_inspect_shows_every_stage_of_a_payment(
@@ -171,16 +231,58 @@ async def test_inspect_shows_every_stage_of_a_payment(
     assert len(j["clickhouse"]["payment_events"]) == n and len(j["clickhouse"]["ingest_log"]) >= n
     human = pipeline(stack, "inspect", "coinbase", pay.external_id)
     assert human.returncode == 0 and "raw webhooks in Kafka" in human.stdout
+    # each delivery's real outcome, in words (once eaten as rich markup), and human times
+    assert human.stdout.count("outcome duplicate") == n, human.stdout
+    assert human.stdout.count(": duplicate") >= n
+    assert re.search(r"received 20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", human.stdout)
+    assert not re.search(r"\b1[6-9]\d{11}\b", human.stdout), "epoch milliseconds printed"
+    # every history row carries the version its event produced: 1, 2, 3, ...
+    assert sorted(h["version"] for h in j["postgres"]["history"]) == list(range(1, n + 1))
+
+    # the same payment by Coinbase's human reference, the charge code
+    body = orjson.loads(base64.b64decode(j["raw_webhooks"][0]["body"]))
+    code = body["event"]["data"]["code"]
+    assert code and code != pay.external_id
+    by_code = pipeline(stack, "inspect", "coinbase", code, "--json")
+    assert by_code.returncode == 0, by_code.stderr
+    k = orjson.loads(by_code.stdout)
+    assert k["external_id"] == pay.external_id and k["reference"] == code
+    assert k["postgres"]["transaction"] == j["postgres"]["transaction"]
+
+
+async def test_inspect_prints_outside_values_literally(
+    stack: launcher.StackInfo, api: httpx.AsyncClient, pg: asyncpg.Pool, settings: Settings
+) -> None:
+    """Order ids and payment ids come from outside: rich markup in them is shown, not run."""
+    ext = f"esc-[bold]{uuid.uuid4().hex[:8]}[/bold]"
+    order = "[duplicate] [red]o-1[/red] [link=http://x]y[/link]"
+    ev = SampleEvent(
+        "standard", ext, "pending", Decimal("5.00"), "USDC", datetime.now(UTC), f"evt-{ext}", order
+    )
+    body, headers = signed_request(ev, settings.providers, time.time())
+    assert (await api.post("/webhooks/standard", content=body, headers=headers)).status_code == 202
+
+    async def status() -> Any:
+        return await pg.fetchval("SELECT status FROM transactions WHERE external_id = $1", ext)
+
+    await eventually(status, lambda s: s == "pending", what="the payment in Postgres")
+    human = pipeline(stack, "inspect", "standard", ext)
+    assert human.returncode == 0, human.stderr
+    assert ext in human.stdout and order in human.stdout, human.stdout
 
 
 def test_errors_exit_non_zero_with_one_line(stack: launcher.StackInfo) -> None:
     for args in (
         ("dlq", "show", "no-such-id"),
-        ("replay", "no.such.topic"),
-        ("replay", "webhooks.raw", "--from-time", "yesterday"),
+        ("republish", "no.such.topic"),
+        ("republish", "webhooks.raw", "--from-time", "yesterday"),
+        ("replay", "sink-postgres"),  # where to?
+        ("replay", "sink-postgres", "--to-earliest", "--to-latest"),
+        ("replay", "no-such-group", "--to-earliest"),
+        ("stuck", "--older-than", "soon"),
     ):
         done = pipeline(stack, *args)
-        assert done.returncode == 1, args
+        assert done.returncode == 1, (args, done.stdout, done.stderr)
         assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("pipeline "), (
             done.stderr
         )
