@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import os
 import re
 import sys
@@ -34,6 +35,8 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console(stderr=True)
+# the commands say what failed in one line; the drivers' own error logs would add more lines
+logging.getLogger("clickhouse_connect").setLevel(logging.CRITICAL)
 RUN_DIR = Path(os.environ.get("PIPELINE_RUN_DIR", ".run"))
 
 
