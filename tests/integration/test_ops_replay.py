@@ -151,9 +151,7 @@ async def test_streams_replay_from_a_reset_group_resends_equal_outputs(
 
     with stopped(stack, "streams"):
         since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started_ms / 1000)) + "Z"
-        done = pipeline(
-            stack, "replay", settings.streams.app_id, "-t", t.raw, "--to-time", since
-        )
+        done = pipeline(stack, "replay", settings.streams.app_id, "-t", t.raw, "--to-time", since)
         assert done.returncode == 0, done.stderr
         assert "reset 4 partitions" in done.stdout
 
