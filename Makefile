@@ -19,7 +19,12 @@ $(VENV)/.installed: pyproject.toml deploy/setup-system.sh
 	$(PY) -m pip install -q -e '.[stack,dev]'
 	touch $@
 
-setup: $(VENV)/.installed ## install system packages (Java, Maven, Postgres) and Python deps
+setup: $(VENV)/.installed .cache/kafka-tools-libs ## install system packages (Java, Maven, Postgres) and Python deps
+
+# Kafka's own kafka-consumer-groups (jars of the broker's version), for `pipeline replay`
+.cache/kafka-tools-libs: deploy/kafka/tools/pom.xml | $(VENV)/.installed
+	$(PY) -m ops.kafka_tools fetch
+	touch $@
 
 up: setup ## start the whole local stack in the background; writes .run/stack.env
 	$(PY) -m stack.cli up

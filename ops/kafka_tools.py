@@ -31,10 +31,20 @@ MAIN_CLASS = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
 INACTIVE = {"Empty", "Dead"}
 
 
+def version(pom: Path = TOOLS_POM) -> str:
+    """The Kafka version a pom names (``<kafka.version>``)."""
+    found = re.search(r"<kafka\.version>([^<]+)</kafka\.version>", pom.read_text())
+    if found is None:
+        raise OpsError(f"{pom} names no <kafka.version>")
+    return found.group(1).strip()
+
+
 def ensure_jars() -> Path:
-    """The tool's jars, fetched with Maven once (cached in ~/.m2 and .cache/)."""
-    if TOOLS_LIBS.is_dir() and any(TOOLS_LIBS.glob("kafka-tools-*.jar")):
+    """The tool's jars of the pom's version, fetched with Maven once (cached in ~/.m2 and
+    .cache/); fetched again when the pom names another version."""
+    if (TOOLS_LIBS / f"kafka-tools-{version()}.jar").is_file():
         return TOOLS_LIBS
+    shutil.rmtree(TOOLS_LIBS, ignore_errors=True)
     if shutil.which("mvn") is None:
         raise OpsError("mvn not found: run `make setup` (it installs Maven)")
     tmp = TOOLS_LIBS.with_suffix(".tmp")

@@ -62,7 +62,7 @@ class Dashboard:
         t = settings.topics
         self.groups = {
             settings.streams.app_id: (t.raw, t.events),
-            "sink-postgres": (t.state,),
+            "sink-postgres": (t.state, t.transitions),
             "sink-clickhouse": (t.transitions, t.dlq),
         }
 

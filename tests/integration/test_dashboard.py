@@ -149,7 +149,7 @@ async def test_lag_covers_every_group_and_partition_and_drains(
     t = settings.topics
     expected = {
         "checkout-pipeline": {t.raw, t.events},
-        "sink-postgres": {t.state},
+        "sink-postgres": {t.state, t.transitions},
         "sink-clickhouse": {t.transitions, t.dlq},
     }
     lag = await get_json(api, settings, "lag")

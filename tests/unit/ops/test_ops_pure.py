@@ -1,0 +1,77 @@
+"""Pure parts of the SRE tools: Kafka tool output, replay targets, printing, durations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from rich.console import Console
+
+from ops import kafka_tools
+from ops.cli_base import duration_s, human_ms, human_time, safe
+from ops.errors import OpsError
+from ops.replay import Move, Target
+from stack.services import KAFKA_POM
+
+STATE = """
+GROUP           COORDINATOR (ID)          ASSIGNMENT-STRATEGY  STATE                #MEMBERS
+sink-postgres   127.0.0.1:42239  (1)      roundrobin           Stable               1
+"""
+
+OFFSETS = """
+Warn: Partition 3 from topic webhooks.raw is empty. Falling back to latest known offset.
+
+GROUP           TOPIC           PARTITION  CURRENT-OFFSET  LOG-END-OFFSET  LAG   CONSUMER-ID HOST CLIENT-ID
+sink-postgres   payments.state  1          -               0               -     -           -    -
+sink-postgres   payments.state  0          31              40              9     -           -    -
+"""
+
+
+def test_the_tools_version_is_the_brokers() -> None:
+    assert kafka_tools.version() == kafka_tools.version(KAFKA_POM) == "4.1.1"
+
+
+def test_tables_are_cut_at_the_header_columns() -> None:
+    [row] = kafka_tools.table(STATE)
+    assert row["STATE"] == "Stable" and row["#MEMBERS"] == "1"
+    assert row["COORDINATOR (ID)"] == "127.0.0.1:42239  (1)"
+    rows = kafka_tools.table(OFFSETS)
+    assert [(r["PARTITION"], r["CURRENT-OFFSET"], r["LOG-END-OFFSET"]) for r in rows] == [
+        ("1", "-", "0"),
+        ("0", "31", "40"),
+    ]
+
+
+def test_a_replay_target_is_exactly_one_kafka_option() -> None:
+    assert Target(to_earliest=True).args() == ["--to-earliest"]
+    assert Target(to_offset=0).args() == ["--to-offset", "0"]
+    assert Target(shift_by=-5).args() == ["--shift-by", "-5"]
+    when = datetime(2026, 12, 2, 13, 3, 28, 640000, tzinfo=UTC)
+    assert Target(to_time=when).args() == ["--to-datetime", "2026-12-02T13:03:28.640Z"]
+    for wrong in (Target(), Target(to_earliest=True, to_latest=True)):
+        with pytest.raises(OpsError):
+            wrong.args()
+
+
+def test_records_to_reread_count_from_the_committed_offset() -> None:
+    assert Move("t", 0, 31, 0, 40).records == 31
+    assert Move("t", 0, None, 0, 40).records == 40  # nothing committed: up to the end
+    assert Move("t", 0, 31, None, 40).records is None
+
+
+def test_outside_values_print_literally() -> None:
+    console = Console(record=True, width=200)
+    console.print(f"outcome {safe('[duplicate]')} order {safe('[bold]x[/bold]')}")
+    assert console.export_text().strip() == "outcome [duplicate] order [bold]x[/bold]"
+
+
+def test_times_are_iso_utc() -> None:
+    assert human_ms(1796216608630) == "2026-12-02T13:03:28.630Z"
+    assert human_ms(None) == "-"
+    assert human_time("2026-12-02 14:03:28.63+01:00") == "2026-12-02T13:03:28.630Z"
+
+
+def test_durations() -> None:
+    assert duration_s("30m") == 1800 and duration_s("2h") == 7200 and duration_s("90") == 90
+    with pytest.raises(OpsError):
+        duration_s("soon")
