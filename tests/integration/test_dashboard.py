@@ -245,4 +245,4 @@ async def test_headless_chromium_draws_every_chart_with_data(
     assert charts["statuses"] == (len(statuses["by_status"]), statuses["total"])
     for name in ("throughput", "latency", "dead-letters"):
         assert charts[name][1] > 0, name
-    assert charts["lag"][0] == 5 * settings.topics.partitions  # five topics, three groups
+    assert charts["lag"][0] == 6 * settings.topics.partitions  # six (group, topic) pairs
