@@ -5,8 +5,8 @@ step of the pipeline is idempotent, so the results stay what they were. Nothing 
 to the topics. The reset is done by Kafka's own ``kafka-consumer-groups --reset-offsets``
 (``ops.kafka_tools``), which an SRE can also run by hand (docs/operations.md).
 
-Kafka resets a group's offsets only while the group has no active member: stop the part
-that consumes first (``pipeline stack stop sinks`` on the local stack).
+Kafka resets a group's offsets only while the group has no active member: stop the
+processes that consume first (on the local stack, the ``sinks`` or ``streams`` part).
 """
 
 from __future__ import annotations
@@ -81,8 +81,8 @@ def inactive(bootstrap: str, group: str) -> GroupState:
     if st.active:
         raise OpsError(
             f"consumer group {group!r} is active ({st.state}, {st.members} member(s)): Kafka "
-            "resets offsets only while no member consumes; stop its consumers first "
-            "(local stack: `pipeline stack stop sinks` or `... stop streams`), then again"
+            "resets offsets only while no member consumes; stop its consumers first (local "
+            "stack: the sinks part for sink-*, the streams part for the worker), then again"
         )
     return st
 

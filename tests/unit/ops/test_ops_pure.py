@@ -21,9 +21,9 @@ sink-postgres   127.0.0.1:42239  (1)      roundrobin           Stable           
 OFFSETS = """
 Warn: Partition 3 from topic webhooks.raw is empty. Falling back to latest known offset.
 
-GROUP           TOPIC           PARTITION  CURRENT-OFFSET  LOG-END-OFFSET  LAG   CONSUMER-ID HOST CLIENT-ID
-sink-postgres   payments.state  1          -               0               -     -           -    -
-sink-postgres   payments.state  0          31              40              9     -           -    -
+GROUP           TOPIC           PARTITION  CURRENT-OFFSET  LOG-END-OFFSET  LAG   CONSUMER-ID
+sink-postgres   payments.state  1          -               0               -     -
+sink-postgres   payments.state  0          31              40              9     -
 """
 
 
