@@ -19,7 +19,7 @@ from stack.cli import cli as stack_cli
 
 dlq_app = typer.Typer(help="Inspect dead letters and send chosen ones back.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
-app.add_typer(stack_cli, name="stack", help="Run the local stack: up, down, status.")
+app.add_typer(stack_cli, name="stack", help="Run the local stack: up, down, status, restart PART.")
 
 
 @dlq_app.command("list")

@@ -19,7 +19,12 @@ def replay(
     group: Annotated[str, typer.Argument(help="consumer group, e.g. sink-postgres")],
     topic: Annotated[
         list[str] | None,
-        typer.Option("--topic", "-t", help="topic or topic:0,1 (repeat); default every topic"),
+        typer.Option(
+            "--topic",
+            "-t",
+            help="topic or topic:0,1 (repeat); default every topic the group has offsets on "
+            "(Faust's changelogs aside)",
+        ),
     ] = None,
     to_earliest: Annotated[bool, typer.Option("--to-earliest")] = False,
     to_latest: Annotated[bool, typer.Option("--to-latest", help="skip to the end")] = False,

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from ops import kafka_tools
 from ops.errors import OpsError
-from ops.kafka_tools import GroupState, Offset
+from ops.kafka_tools import GroupState
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,12 @@ def _kafka_time(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+def internal(topic: str) -> bool:
+    """Faust's own topics (table changelogs, the assignor's): its tables recover from them by
+    themselves; a replay re-reads the source topics only."""
+    return topic.endswith("-changelog") or "-__assignor-" in topic
+
+
 def inactive(bootstrap: str, group: str) -> GroupState:
     """The group's state; an ``OpsError`` that says what to do when it is active."""
     st = kafka_tools.state(bootstrap, group)
@@ -104,9 +110,11 @@ def execute(bootstrap: str, group: str, topics: list[str], target: Target) -> Pl
 def _moves(
     bootstrap: str, group: str, topics: list[str], args: list[str], execute: bool
 ) -> list[Move]:
-    now: dict[tuple[str, int], Offset] = {
-        (o.topic, o.partition): o for o in kafka_tools.committed(bootstrap, group)
-    }
+    offsets = kafka_tools.committed(bootstrap, group)
+    now = {(o.topic, o.partition): o for o in offsets}
+    topics = topics or sorted({o.topic for o in offsets if not internal(o.topic)})
+    if not topics:
+        raise OpsError(f"consumer group {group!r} has no committed offsets")
     new = kafka_tools.reset(bootstrap, group, topics, args, execute)
     if not new:
         raise OpsError(f"consumer group {group!r} has no offsets on {topics or 'any topic'}")

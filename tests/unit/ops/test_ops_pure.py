@@ -10,7 +10,7 @@ from rich.console import Console
 from ops import kafka_tools
 from ops.cli_base import duration_s, human_ms, human_time, safe
 from ops.errors import OpsError
-from ops.replay import Move, Target
+from ops.replay import Move, Target, internal
 from stack.services import KAFKA_POM
 
 STATE = """
@@ -75,3 +75,9 @@ def test_durations() -> None:
     assert duration_s("30m") == 1800 and duration_s("2h") == 7200 and duration_s("90") == 90
     with pytest.raises(OpsError):
         duration_s("soon")
+
+
+def test_a_replay_leaves_fausts_own_topics_alone() -> None:
+    assert internal("checkout-pipeline-transactions-changelog")
+    assert internal("checkout-pipeline-__assignor-__leader")
+    assert not internal("webhooks.raw") and not internal("payments.events")
