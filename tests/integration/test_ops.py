@@ -286,3 +286,35 @@ def test_errors_exit_non_zero_with_one_line(stack: launcher.StackInfo) -> None:
         assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("pipeline "), (
             done.stderr
         )
+
+
+async def test_postgres_history_equals_clickhouse_event_by_event(
+    stack: launcher.StackInfo, api: httpx.AsyncClient, pg: asyncpg.Pool, ch: Any, settings: Settings
+) -> None:
+    """Each history row is its event's transition as first applied: the version that event
+    produced (1, 2, 3, ...), from and to status, in Postgres as in ClickHouse."""
+    pays = payments(40, seed=1111)
+    reqs = requests(pays, settings.providers, seed=1111, duplicate_share=0.5, now=time.time())
+    await send(api, reqs)
+    await assert_converged(pg, ch, pays)
+    await drained(stack.kafka_bootstrap, groups(settings))
+    await asyncio.sleep(1.5)  # the ClickHouse sink's linger
+    ids = [p.external_id for p in pays]
+    rows = await pg.fetch(
+        "SELECT event_id, external_id, version, from_status, to_status, applied, "
+        "effective_status FROM transaction_events WHERE external_id = ANY($1::text[])",
+        ids,
+    )
+    in_pg = {r["event_id"]: tuple(r) for r in rows}
+    in_ch = {
+        r[0]: tuple(r)
+        for r in ch.query(
+            "SELECT event_id, external_id, version, from_status, to_status, applied, "
+            "effective_status FROM payment_events FINAL WHERE external_id IN {ids:Array(String)}",
+            parameters={"ids": ids},
+        ).result_rows
+    }
+    assert in_pg == in_ch
+    for p in pays:
+        versions = sorted(v[2] for v in in_pg.values() if v[1] == p.external_id)
+        assert versions == list(range(1, len(p.events) + 1)), p.external_id
