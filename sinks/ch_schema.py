@@ -1,4 +1,5 @@
-"""ClickHouse tables for analysts; ``CREATE ... IF NOT EXISTS`` so that start-up may rerun them.
+"""ClickHouse tables for analysts; start-up reruns this: tables ``IF NOT EXISTS``, plain views
+``OR REPLACE`` (they hold no data, so a new definition simply takes over).
 
 Every aggregate is idempotent per event (or delivery) id: a materialized view feeds an
 AggregatingMergeTree with ``uniqExact`` / ``argMax`` / ``min`` / ``max`` states, which a second
@@ -147,7 +148,7 @@ DDL: list[str] = [
     "CREATE MATERIALIZED VIEW IF NOT EXISTS payment_totals_mv TO payment_totals AS"
     + VIEW_SELECTS["payment_totals"][1],
     """
-    CREATE VIEW IF NOT EXISTS payment_summary AS
+    CREATE OR REPLACE VIEW payment_summary AS
     SELECT provider, external_id,
            argMaxMerge(status) AS status,
            argMaxMerge(amount) AS amount,
@@ -164,7 +165,7 @@ DDL: list[str] = [
     # provider gives one, the receipt time otherwise: time_base), at its latest amount;
     # net = gross - refunded, and net is what Postgres' completed + overpaid rows add up to.
     f"""
-    CREATE VIEW IF NOT EXISTS volume_per_currency AS
+    CREATE OR REPLACE VIEW volume_per_currency AS
     SELECT toDate(settled_at) AS day, ifNull(currency, '') AS currency, provider, time_base,
            countIf(status IN {SETTLED}) AS payments,
            sumIf(ifNull(amount, toDecimal128(0, 18)), status IN {SETTLED}) AS volume,
@@ -189,7 +190,7 @@ DDL: list[str] = [
     "CREATE MATERIALIZED VIEW IF NOT EXISTS events_per_minute_state_mv "
     "TO events_per_minute_state AS" + VIEW_SELECTS["events_per_minute_state"][1],
     """
-    CREATE VIEW IF NOT EXISTS events_per_minute AS
+    CREATE OR REPLACE VIEW events_per_minute AS
     SELECT minute, provider, status, uniqExactMerge(events) AS events
     FROM events_per_minute_state
     GROUP BY minute, provider, status
@@ -207,7 +208,7 @@ DDL: list[str] = [
     "CREATE MATERIALIZED VIEW IF NOT EXISTS latency_per_minute_state_mv "
     "TO latency_per_minute_state AS" + VIEW_SELECTS["latency_per_minute_state"][1],
     """
-    CREATE VIEW IF NOT EXISTS latency_per_minute AS
+    CREATE OR REPLACE VIEW latency_per_minute AS
     SELECT minute, provider, sum(n) AS deliveries,
            quantileExactWeighted(0.5)(latency_ms, n) AS p50_ms,
            quantileExactWeighted(0.9)(latency_ms, n) AS p90_ms,
@@ -224,10 +225,10 @@ DDL: list[str] = [
     # (a higher version) brought the payment to the status the refused event stood for: an
     # early refund applied once the completion arrived. Unresolved ones are the anomalies.
     """
-    CREATE VIEW IF NOT EXISTS refused_transitions AS
+    CREATE OR REPLACE VIEW refused_transitions AS
     SELECT r.provider AS provider, r.external_id AS external_id, r.event_id AS event_id,
            r.status AS status, r.effective_status AS target, r.from_status AS from_status,
-           r.note AS note, r.occurred_at AS occurred_at, r.processed_at AS processed_at,
+           r.note AS note, r.occurred_at AS occurred_at, r.received_at AS received_at,
            r.version AS version,
            arrayFirst((v, s) -> v > r.version AND s = r.effective_status,
                       l.versions, l.statuses) AS resolved_by_version,

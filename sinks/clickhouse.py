@@ -165,7 +165,8 @@ async def migrate(client: Any) -> None:
     names are now views, create what is missing, backfill aggregating views that are new."""
     for name, engine in LEGACY:
         found = await client.query(
-            "SELECT engine FROM system.tables WHERE database = currentDatabase() AND name = {n:String}",
+            "SELECT engine FROM system.tables "
+            "WHERE database = currentDatabase() AND name = {n:String}",
             parameters={"n": name},
         )
         if found.result_rows and found.result_rows[0][0] == engine:
