@@ -67,6 +67,9 @@ class StreamsSettings(_Frozen):
     #: for more: one table write and one state snapshot per payment per batch
     batch_max: int = 500
     batch_wait_ms: int = 10
+    #: one payment's table value and snapshot stay below this (Kafka's default message limit
+    #: is 1 MiB); a record that would grow it further is dead-lettered (decision 0006)
+    max_state_bytes: int = 512 * 1024
     retry_attempts: int = 5
     retry_base_s: float = 0.2
     retry_max_s: float = 5.0

@@ -7,3 +7,8 @@ class NormalizeError(ValueError):
 
 class TransientError(Exception):
     """A failure worth retrying (a broker or store hiccup), as opposed to bad data."""
+
+
+class StateLimit(ValueError):
+    """A record that would grow one payment's state past its bound (streams.limits): the
+    record goes to the dead-letter topic, the payment keeps its state, the stream goes on."""

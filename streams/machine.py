@@ -9,14 +9,21 @@ payment expired is applied and flagged ``late``. See docs/decisions/0001-state-m
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
-from streams.model import Checkout, PaymentEvent, Status, iso, parse_iso
+from streams.errors import StateLimit
+from streams.model import Checkout, PaymentEvent, Status
+from streams.state import Applied, Effect, Origin, TxState
 
 S = Status
+
+#: bounds of one payment's state (decision 0006): real payments stay far below them; past
+#: them a record is refused (dead-lettered) so that one payment cannot stop the pipeline
+MAX_EVENTS = 500
+#: distinct checkout registrations kept: the earliest ``MAX_REGISTRATIONS`` by checkout_order
+MAX_REGISTRATIONS = 8
 
 #: tie-break when two events carry the same provider timestamp: later stages sort later
 RANK = {
@@ -49,107 +56,6 @@ ALLOWED: dict[Status, frozenset[Status]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Applied:
-    """One distinct event as the fold saw it."""
-
-    event: PaymentEvent
-    applied: bool
-    effective: Status  # the status the event moved to, after reconciliation
-    note: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            **self.event.to_dict(),
-            "applied": self.applied,
-            "effective": self.effective.value,
-            "note": self.note,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class TxState:
-    provider: str
-    external_id: str
-    status: Status = S.NEW
-    version: int = 0
-    amount: Decimal | None = None
-    currency: str | None = None
-    order_id: str | None = None
-    checkout: Checkout | None = None
-    late: bool = False
-    updated_at: datetime | None = None
-    events: tuple[Applied, ...] = field(default=())
-    #: registrations of the same payment that lost to ``checkout`` (see ``register_checkout``)
-    overruled: tuple[Checkout, ...] = field(default=())
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "provider": self.provider,
-            "external_id": self.external_id,
-            "status": self.status.value,
-            "version": self.version,
-            "amount": None if self.amount is None else str(self.amount),
-            "currency": self.currency,
-            "order_id": self.order_id,
-            "checkout": None if self.checkout is None else self.checkout.to_dict(),
-            "late": self.late,
-            "updated_at": None if self.updated_at is None else iso(self.updated_at),
-            "events": [a.to_dict() for a in self.events],
-            "overruled_checkouts": [c.to_dict() for c in self.overruled],
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TxState:
-        """Read back what ``to_dict`` wrote: no fold here, the next ``apply`` folds anew."""
-        return cls(
-            provider=d["provider"],
-            external_id=d["external_id"],
-            status=Status(d["status"]),
-            version=d["version"],
-            amount=None if d.get("amount") is None else Decimal(d["amount"]),
-            currency=d.get("currency"),
-            order_id=d.get("order_id"),
-            checkout=Checkout.from_dict(d["checkout"]) if d.get("checkout") else None,
-            late=d.get("late", False),
-            updated_at=_ts(d.get("updated_at")),
-            events=tuple(
-                Applied(
-                    PaymentEvent.from_dict(e),
-                    e["applied"],
-                    Status(e["effective"]),
-                    e.get("note", ""),
-                )
-                for e in d.get("events", [])
-            ),
-            overruled=tuple(Checkout.from_dict(c) for c in d.get("overruled_checkouts", [])),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Effect:
-    """What one new event did: the record for ``payments.transitions``."""
-
-    event: PaymentEvent
-    from_status: Status
-    to_status: Status
-    applied: bool
-    note: str
-    version: int
-    effective: Status  # the status the event itself stands for, after reconciliation
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            **self.event.to_dict(),
-            "from_status": self.from_status.value,
-            "to_status": self.to_status.value,
-            "effective_status": self.effective.value,
-            "applied": self.applied,
-            "note": self.note,
-            "version": self.version,
-        }
-
-
 _NO_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -163,26 +69,70 @@ def apply(state: TxState | None, event: PaymentEvent) -> tuple[TxState, list[Eff
     state = state or TxState(event.provider, event.external_id)
     if any(a.event.event_id == event.event_id for a in state.events):
         return state, []
-    events = (*(a.event for a in state.events), event)
-    new = fold(state, state.checkout, events)
-    new = replace(new, version=state.version + 1, updated_at=_latest(state, _receipt(event)))
-    mine = next(a for a in new.events if a.event.event_id == event.event_id)
-    effect = Effect(
-        event, state.status, new.status, mine.applied, mine.note, new.version, mine.effective
+    if len(state.events) >= MAX_EVENTS:
+        raise StateLimit(f"payment already holds {MAX_EVENTS} distinct events")
+    version = state.version + 1
+    if not state.events or order_key(event) > order_key(state.events[-1].event):
+        run = _Run.of(state)  # in order: one step on from the state, no refold
+        mine = run.step(event, state.checkout, None)
+        new = run.into(state, state.checkout, state.events)
+        origin = _origin(state, new, mine, version)
+        new = replace(new, events=(*state.events, replace(mine, origin=origin)))
+    else:
+        new = fold(state, state.checkout, (*(a.event for a in state.events), event))
+        mine = next(a for a in new.events if a.event.event_id == event.event_id)
+        origin = _origin(state, new, mine, version)
+        new = replace(
+            new, events=tuple(replace(a, origin=origin) if a is mine else a for a in new.events)
+        )
+    new = replace(new, version=version, updated_at=_latest(state, _receipt(event)))
+    return new, [Effect.first(event, origin)]
+
+
+def _origin(before: TxState, after: TxState, mine: Applied, version: int) -> Origin:
+    amount, currency = payment_amount(after)
+    return Origin(
+        before.status,
+        after.status,
+        mine.applied,
+        mine.note,
+        mine.effective,
+        version,
+        amount,
+        currency,
     )
-    return new, [effect]
+
+
+def payment_amount(state: TxState) -> tuple[Decimal | None, str | None]:
+    """What the payment is worth as far as the pipeline knows: paid events, else its checkout."""
+    c = state.checkout
+    amount = state.amount if state.amount is not None else (c.amount if c else None)
+    return amount, state.currency or (c.currency if c else None)
 
 
 def restate(state: TxState, event_id: str) -> Effect | None:
-    """The transition record of an event the state already holds, as the state sees it now.
+    """The transition record of an event the state already holds, exactly as first sent.
 
     Re-sent when a duplicate arrives, so that outputs lost in a crash (after the table was
-    written, before the output topics were) are restored; sinks ignore what they already have.
+    written, before the output topics were) are restored equal to the originals; sinks
+    ignore what they already have. (A state written before origins were kept restates the
+    event as the state sees it now.)
     """
     for a in state.events:
         if a.event.event_id == event_id:
+            if a.origin is not None:
+                return Effect.first(a.event, a.origin)
+            amount, currency = payment_amount(state)
             return Effect(
-                a.event, state.status, state.status, a.applied, a.note, state.version, a.effective
+                a.event,
+                state.status,
+                state.status,
+                a.applied,
+                a.note,
+                state.version,
+                a.effective,
+                amount,
+                currency,
             )
     return None
 
@@ -198,12 +148,22 @@ def register_checkout(state: TxState | None, checkout: Checkout) -> TxState:
 
     Two registrations of one payment may reach the workers in either order (they travel
     through different raw partitions), so the winner must not depend on which came first.
+    Only the earliest ``MAX_REGISTRATIONS`` are kept: with the bound full, a later one is
+    refused (``StateLimit``) and an earlier one pushes the latest kept out, so the winner is
+    still the earliest of all.
     """
     state = state or TxState(checkout.provider, checkout.external_id)
     known = () if state.checkout is None else (state.checkout, *state.overruled)
     if checkout in known:
         return state
-    winner, *overruled = sorted((*known, checkout), key=checkout_order)
+    ranked = sorted((*known, checkout), key=checkout_order)
+    if len(ranked) > MAX_REGISTRATIONS:
+        if ranked[-1] == checkout:
+            raise StateLimit(
+                f"payment already has {MAX_REGISTRATIONS} earlier checkout registrations"
+            )
+        ranked = ranked[:MAX_REGISTRATIONS]
+    winner, *overruled = ranked
     new = state
     if winner != state.checkout:
         new = fold(state, winner, tuple(a.event for a in state.events))
@@ -215,36 +175,62 @@ def register_checkout(state: TxState | None, checkout: Checkout) -> TxState:
     )
 
 
-def fold(base: TxState, checkout: Checkout | None, events: tuple[PaymentEvent, ...]) -> TxState:
-    status, amount, currency, order_id, late = S.NEW, None, None, None, False
-    if checkout is not None:
-        currency, order_id = checkout.currency, checkout.order_id
-    seen: list[Applied] = []
-    for e in sorted(events, key=order_key):
+@dataclass(slots=True)
+class _Run:
+    """The fold's running values: exactly a state's own fields, so that an event that sorts
+    after every event the state holds continues from the state without a refold."""
+
+    status: Status
+    amount: Decimal | None
+    currency: str | None
+    order_id: str | None
+    late: bool
+
+    @classmethod
+    def of(cls, state: TxState) -> _Run:
+        return cls(state.status, state.amount, state.currency, state.order_id, state.late)
+
+    def step(self, e: PaymentEvent, checkout: Checkout | None, origin: Origin | None) -> Applied:
         target = reconcile(e, checkout)
-        order_id = order_id or e.order_id
+        self.order_id = self.order_id or e.order_id
         if e.amount is not None and e.status in _PAID:
-            amount, currency = e.amount, e.currency or currency
-        if target == status:
-            seen.append(Applied(e, True, target))
-        elif target in ALLOWED[status]:
+            self.amount, self.currency = e.amount, e.currency or self.currency
+        if target == self.status:
+            return Applied(e, True, target, "", origin)
+        if target in ALLOWED[self.status]:
             note = ""
-            if status is S.EXPIRED and target in _PAID:
-                late, note = True, "late payment after expiry"
-            seen.append(Applied(e, True, target, note))
-            status = target
-        else:
-            seen.append(Applied(e, False, target, f"impossible transition {status} -> {target}"))
-    return replace(
-        base,
-        status=status,
-        amount=amount,
-        currency=currency,
-        order_id=order_id,
-        checkout=checkout,
-        late=late,
-        events=tuple(seen),
+            if self.status is S.EXPIRED and target in _PAID:
+                self.late, note = True, "late payment after expiry"
+            self.status = target
+            return Applied(e, True, target, note, origin)
+        note = f"impossible transition {self.status} -> {target}"
+        return Applied(e, False, target, note, origin)
+
+    def into(
+        self, base: TxState, checkout: Checkout | None, events: tuple[Applied, ...]
+    ) -> TxState:
+        return replace(
+            base,
+            status=self.status,
+            amount=self.amount,
+            currency=self.currency,
+            order_id=self.order_id,
+            checkout=checkout,
+            late=self.late,
+            events=events,
+        )
+
+
+def fold(base: TxState, checkout: Checkout | None, events: tuple[PaymentEvent, ...]) -> TxState:
+    """The state of a set of events, taken in ``order_key`` order from ``new``."""
+    run = _Run(S.NEW, None, None, None, False)
+    if checkout is not None:
+        run.currency, run.order_id = checkout.currency, checkout.order_id
+    origins = {a.event.event_id: a.origin for a in base.events}
+    seen = tuple(
+        run.step(e, checkout, origins.get(e.event_id)) for e in sorted(events, key=order_key)
     )
+    return run.into(base, checkout, seen)
 
 
 def reconcile(e: PaymentEvent, checkout: Checkout | None) -> Status:
@@ -270,7 +256,3 @@ def _receipt(e: PaymentEvent) -> datetime:
 def _latest(state: TxState, ts: datetime) -> datetime:
     """The newest receipt seen: a function of the event set, so arrival order cannot change it."""
     return ts if state.updated_at is None else max(state.updated_at, ts)
-
-
-def _ts(text: str | None) -> datetime | None:
-    return None if text is None else parse_iso(text)

@@ -16,7 +16,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.traffic import SCENARIOS
-from streams.machine import ALLOWED, RANK, TxState, apply, register_checkout
+from streams.errors import StateLimit
+from streams.machine import (
+    ALLOWED,
+    MAX_EVENTS,
+    MAX_REGISTRATIONS,
+    RANK,
+    TxState,
+    apply,
+    register_checkout,
+    restate,
+)
 from streams.model import Checkout, PaymentEvent, Status
 
 S = Status
@@ -314,7 +324,7 @@ def test_the_earliest_checkout_registration_wins_whichever_arrives_first() -> No
     paid = run(event(S.COMPLETED, 0, amount="12.50", currency="USDC"))
     one = register_checkout(register_checkout(paid, early), late)
     other = register_checkout(register_checkout(paid, late), early)
-    assert one.to_dict() == other.to_dict()
+    assert one.to_dict(origins=False) == other.to_dict(origins=False)
     assert one.checkout == early and one.overruled == (late,)
     assert one.status is S.COMPLETED and one.version == 3
     assert register_checkout(one, late) is one  # a repeat of the overruled one: nothing
@@ -439,3 +449,96 @@ def test_the_decision_record_draws_exactly_the_allowed_transitions() -> None:
 def test_rank_orders_every_status() -> None:
     assert set(RANK) == set(Status)
     assert RANK[S.NEW] < RANK[S.PENDING] < RANK[S.CONFIRMED] < RANK[S.COMPLETED] < RANK[S.REFUNDED]
+
+
+# ---- transition records: as first sent, restated equal ------------------------------------
+
+
+def test_each_transition_carries_the_version_that_event_produced() -> None:
+    state: TxState | None = None
+    versions = []
+    for e in chain(S.NEW, S.PENDING, S.COMPLETED):
+        state, (effect,) = apply(state, e)
+        versions.append(effect.version)
+    assert versions == [1, 2, 3]
+    assert state is not None
+    assert [e["version"] for e in state.to_dict()["events"]] == [1, 2, 3]
+
+
+def test_a_restated_transition_equals_the_original_even_after_a_late_earlier_event() -> None:
+    pending, completed = event(S.PENDING, 60, received=61), event(S.COMPLETED, 120, received=121)
+    state, (first,) = apply(None, completed)
+    state, _ = apply(state, pending)  # arrives late, sorts before: the fold is redone
+    state, _ = apply(state, event(S.REFUNDED, 180, received=181))
+    again = restate(state, completed.event_id)
+    assert again is not None
+    assert again.to_dict() == first.to_dict()
+    assert (first.from_status, first.to_status, first.version) == (S.NEW, S.COMPLETED, 1)
+
+
+def test_restating_survives_the_table_round_trip() -> None:
+    state, (first,) = apply(None, event(S.PENDING, 0, received=1))
+    state, _ = apply(state, event(S.COMPLETED, 60, received=61))
+    back = TxState.from_dict(orjson.loads(orjson.dumps(state.to_dict())))
+    again = restate(back, first.event.event_id)
+    assert again is not None and again.to_dict() == first.to_dict()
+
+
+def test_a_state_written_before_origins_were_kept_still_restates() -> None:
+    state = run(event(S.PENDING, 0), event(S.COMPLETED, 60))
+    old = state.to_dict(origins=False)
+    again = restate(TxState.from_dict(old), event(S.PENDING, 0).event_id)
+    assert again is not None
+    assert (again.from_status, again.to_status, again.version) == (S.COMPLETED, S.COMPLETED, 2)
+
+
+def test_a_transition_carries_the_payment_amount_from_its_checkout_when_the_event_has_none() -> (
+    None
+):
+    state = register_checkout(None, checkout("12.50", "USDC"))
+    state, (effect,) = apply(state, event(S.COMPLETED, 0))  # BTCPay's settled: no amount
+    assert effect.to_dict()["payment_amount"] == "12.50"
+    assert effect.to_dict()["payment_currency"] == "USDC"
+
+
+def test_a_transition_carries_the_paid_amount_once_an_event_states_it() -> None:
+    state = register_checkout(None, checkout("12.50", "USDC"))
+    state, _ = apply(state, event(S.PENDING, 0, amount="12.40", currency="USDC"))
+    state, (effect,) = apply(state, event(S.COMPLETED, 60))
+    assert (effect.payment_amount, effect.payment_currency) == (Decimal("12.40"), "USDC")
+
+
+def test_without_checkout_or_amount_a_transition_has_no_payment_amount() -> None:
+    _, (effect,) = apply(None, event(S.PENDING, 0))
+    assert effect.to_dict()["payment_amount"] is None
+
+
+# ---- bounds: one payment's data cannot grow without limit ----------------------------------
+
+
+def test_events_past_the_bound_are_refused_and_the_state_is_kept() -> None:
+    state: TxState | None = None
+    for k in range(MAX_EVENTS):
+        state, _ = apply(state, event(S.PENDING, k, event_id=f"coinbase:e{k}"))
+    assert state is not None and len(state.events) == MAX_EVENTS
+    with pytest.raises(StateLimit):
+        apply(state, event(S.COMPLETED, 10_000, event_id="coinbase:one-too-many"))
+    same, effects = apply(state, event(S.PENDING, 3, event_id="coinbase:e3"))  # a duplicate
+    assert same is state and effects == []
+
+
+def test_registrations_past_the_bound_keep_the_earliest_whatever_the_order() -> None:
+    regs = [checkout(str(10 + k), "USDC", t=k) for k in range(MAX_REGISTRATIONS + 5)]
+    forward: TxState | None = None
+    for c in regs[:MAX_REGISTRATIONS]:
+        forward = register_checkout(forward, c)
+    assert forward is not None
+    for c in regs[MAX_REGISTRATIONS:]:
+        with pytest.raises(StateLimit):
+            register_checkout(forward, c)
+    backward: TxState | None = None
+    for c in reversed(regs):
+        backward = register_checkout(backward, c)
+    assert backward is not None
+    assert backward.checkout == forward.checkout == regs[0]
+    assert backward.overruled == forward.overruled == tuple(regs[1:MAX_REGISTRATIONS])
