@@ -95,9 +95,7 @@ async def send_in_order(
 
 
 @pytest.fixture(scope="module")
-async def traffic(
-    api: httpx.AsyncClient, ch: Any, pg: asyncpg.Pool, settings: Settings
-) -> Traffic:
+async def traffic(api: httpx.AsyncClient, ch: Any, pg: asyncpg.Pool, settings: Settings) -> Traffic:
     pays = payments(72, seed=404, start=START)
     await send(api, requests(pays, settings.providers, seed=404, duplicate_share=0.5))
     # an authentic but unreadable webhook: answered 400 and kept as a dead letter
@@ -162,7 +160,9 @@ async def pg_payments(pg: asyncpg.Pool, ids: list[str]) -> dict[tuple[str, str],
         "WHERE external_id = ANY($1::text[])",
         ids,
     )
-    return {(r["provider"], r["external_id"]): (r["status"], r["amount"], r["currency"]) for r in got}
+    return {
+        (r["provider"], r["external_id"]): (r["status"], r["amount"], r["currency"]) for r in got
+    }
 
 
 async def test_each_payment_has_the_same_status_amount_and_currency_as_in_postgres(
@@ -222,8 +222,9 @@ async def test_completed_volume_per_currency_equals_postgres_for_every_provider(
         "WHERE provider = 'coinpayments' GROUP BY currency HAVING sum(payments) > 0",
     )
     assert {c: [n, v] for c, n, v in coin} == {r["currency"]: [r["n"], r["v"]] for r in everything}
-    assert {r[1] for r in rows(ch, "SELECT DISTINCT provider, time_base FROM volume_per_currency")} \
-        == {"provider", "receipt"}
+    assert {
+        r[1] for r in rows(ch, "SELECT DISTINCT provider, time_base FROM volume_per_currency")
+    } == {"provider", "receipt"}
 
 
 async def test_gross_minus_refunded_is_net_and_refunds_are_postgres_refunds(
@@ -235,7 +236,7 @@ async def test_gross_minus_refunded_is_net_and_refunds_are_postgres_refunds(
         traffic.ids,
     )
     assert refunded["n"] > 0, "the traffic refunds some payments"
-    (gp, gv, rp, rv, np_, nv), = rows(
+    ((gp, gv, rp, rv, np_, nv),) = rows(
         ch,
         "SELECT sum(gross_payments), sum(gross_volume), sum(refunded_payments), "
         "sum(refunded_volume), sum(payments), sum(volume) FROM volume_per_currency "
@@ -245,7 +246,8 @@ async def test_gross_minus_refunded_is_net_and_refunds_are_postgres_refunds(
     assert gp - rp == np_ and gv - rv == nv
     pg_ref = await pg.fetchrow(
         "SELECT count(*) AS n, coalesce(sum(amount), 0) AS v FROM transactions "
-        "WHERE external_id = ANY($1::text[]) AND status = 'refunded' AND provider <> 'coinpayments'",
+        "WHERE external_id = ANY($1::text[]) AND status = 'refunded' "
+        "AND provider <> 'coinpayments'",
         traffic.ids,
     )
     assert (rp, rv) == (pg_ref["n"], pg_ref["v"])
@@ -267,7 +269,7 @@ def test_refused_transitions_resolved_later_are_told_apart_from_anomalies(
         traffic.resolved: ("refunded", "impossible transition pending -> refunded", True),
         traffic.anomaly: ("completed", "impossible transition canceled -> completed", False),
     }
-    (status,), = rows(
+    ((status,),) = rows(
         ch,
         "SELECT status FROM payment_summary WHERE external_id = {e:String}",
         e=traffic.resolved,
@@ -286,8 +288,9 @@ def view_snapshot(ch: Any) -> dict[str, list[tuple[Any, ...]]]:
     views = [
         name
         for (name,) in rows(
-            ch, "SELECT name FROM system.tables WHERE database = currentDatabase() "
-            "AND engine = 'View' ORDER BY name"
+            ch,
+            "SELECT name FROM system.tables WHERE database = currentDatabase() "
+            "AND engine = 'View' ORDER BY name",
         )
     ]
     return {v: rows(ch, f"SELECT * FROM {v} ORDER BY ALL") for v in views}
@@ -302,8 +305,13 @@ async def test_a_duplicate_row_moves_no_view(traffic: Traffic, ch: Any) -> None:
         what="views at rest",
     )
     snapshot = before[0]
-    assert {"volume_per_currency", "events_per_minute", "latency_per_minute",
-            "payment_summary", "refused_transitions"} <= set(snapshot)
+    assert {
+        "volume_per_currency",
+        "events_per_minute",
+        "latency_per_minute",
+        "payment_summary",
+        "refused_transitions",
+    } <= set(snapshot)
     ids = [traffic.resolved, traffic.anomaly, traffic.late, *traffic.ids[:12]]
     events = "external_id IN {ids:Array(String)}"
     ch.command(

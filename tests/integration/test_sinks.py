@@ -324,9 +324,7 @@ async def test_clickhouse_of_an_earlier_release_is_migrated_and_backfilled(
         await sink.start()
         await sink.close()
     engines = dict(
-        old.query(
-            "SELECT name, engine FROM system.tables WHERE database = 'legacy_ch'"
-        ).result_rows
+        old.query("SELECT name, engine FROM system.tables WHERE database = 'legacy_ch'").result_rows
     )
     assert engines["events_per_minute"] == engines["volume_per_currency"] == "View"
     assert "events_per_minute_mv" not in engines and "volume_per_currency_mv" not in engines

@@ -37,7 +37,8 @@ _VAR = re.compile(r"\$(?:\$|\{(\w+)(?:(:?[-?])([^}]*))?\}|(\w+))")
 
 def interpolate(value: Any, env: dict[str, str]) -> Any:
     """Compose's variable interpolation, over every string of the parsed file: ``$$``,
-    ``$VAR``, ``${VAR}``, ``${VAR:-default}``, ``${VAR-default}``, ``${VAR:?err}``, ``${VAR?err}``."""
+    ``$VAR``, ``${VAR}``, ``${VAR:-default}``, ``${VAR-default}``, ``${VAR:?err}``,
+    ``${VAR?err}``."""
     if isinstance(value, dict):
         return {k: interpolate(v, env) for k, v in value.items()}
     if isinstance(value, list):
@@ -211,7 +212,9 @@ def test_kafka_replication_makes_acks_all_mean_something() -> None:
     ids = {int(env["KAFKA_NODE_ID"]) for env in brokers.values()}
     assert len(ids) == 3
     voters = {env["KAFKA_CONTROLLER_QUORUM_VOTERS"] for env in brokers.values()}
-    assert voters == {",".join(f"{i}@{n}:9093" for i, n in zip(sorted(ids), sorted(brokers)))}
+    assert voters == {
+        ",".join(f"{i}@{n}:9093" for i, n in zip(sorted(ids), sorted(brokers), strict=True))
+    }
     rf = CONFIG["topics"]["replication"]
     assert rf == 3
     for env in brokers.values():
