@@ -296,3 +296,20 @@ def test_the_build_context_leaves_out_venv_run_git_and_secrets() -> None:
     for src in re.findall(r"^COPY (\S+) ", (ROOT / "Dockerfile").read_text(), re.M):
         for f in [ROOT / src] if (ROOT / src).is_file() else (ROOT / src).rglob("*.py"):
             assert not ignored(str(f.relative_to(ROOT)), patterns), f
+
+
+def test_clickhouse_credentials_agree_between_server_services_and_grafana() -> None:
+    doc = interpolate(COMPOSE, FILLED)["services"]
+    server = doc["clickhouse"]["environment"]
+    assert "CLICKHOUSE_SKIP_USER_SETUP" not in server  # no password-less default user
+    for name in SERVICES:
+        env = doc[name]["environment"]
+        assert env["PIPELINE_CLICKHOUSE__USERNAME"] == server["CLICKHOUSE_USER"]
+        assert env["PIPELINE_CLICKHOUSE__PASSWORD"] == server["CLICKHOUSE_PASSWORD"]
+    grafana = yaml.safe_load(
+        (ROOT / "deploy/grafana/provisioning/datasources/clickhouse.yaml").read_text()
+    )
+    ch = next(d for d in grafana["datasources"] if d["uid"] == "pipeline-clickhouse")
+    assert ch["jsonData"]["username"] == server["CLICKHOUSE_USER"]
+    password = ch["secureJsonData"]["password"].lstrip("$")  # Grafana expands $VAR
+    assert doc["grafana"]["environment"][password] == server["CLICKHOUSE_PASSWORD"]
