@@ -251,7 +251,7 @@ DDL: list[str] = [
     # Registrations without any event have no row here (only Postgres knows them: `pipeline
     # stuck` and the dashboard read Postgres).
     """
-    CREATE VIEW IF NOT EXISTS stuck_payments AS
+    CREATE OR REPLACE VIEW stuck_payments AS
     SELECT provider, external_id,
            argMax(to_status, (version, processed_at)) AS status,
            max(received_at) AS last_news,
