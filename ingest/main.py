@@ -9,7 +9,6 @@ bound in granian, and providers send HTTP/1.1 (decision 0011).
 from __future__ import annotations
 
 import sys
-
 from typing import Any
 
 from granian.constants import HTTPModes, Interfaces
