@@ -1,8 +1,8 @@
 // The "stuck payments" panel (owner: ops): payments waiting on their provider for longer than
-// the configured time, oldest first. Values are set as text, never as HTML.
+// the configured time, oldest first, read with the page's session cookie (dashboard.js does
+// the sign-in). Values are set as text, never as HTML.
 (() => {
   "use strict";
-  const token = sessionStorage.getItem("pipeline-dashboard-token") || "";
   const $ = (id) => document.getElementById(id);
 
   function waited(s) {
@@ -11,10 +11,7 @@
 
   async function refresh() {
     try {
-      const r = await fetch("/dashboard/api/stuck?limit=20", {
-        headers: token ? { Authorization: "Bearer " + token } : {},
-        credentials: "same-origin",
-      });
+      const r = await fetch("/dashboard/api/stuck?limit=20", { credentials: "same-origin" });
       if (!r.ok) throw new Error(`${r.status} ${(await r.json()).detail || ""}`);
       const d = await r.json();
       $("stuck-total").textContent =
