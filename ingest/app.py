@@ -16,7 +16,13 @@ from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.middleware import DefineMiddleware
-from litestar.params import FromPath, JSONBody, KwargDefinition, PathParameter
+from litestar.params import (
+    FromPath,
+    JSONBody,
+    KwargDefinition,
+    PathParameter,
+    QueryParameter,
+)
 from litestar.status_codes import HTTP_202_ACCEPTED
 
 from ingest import metrics
@@ -28,7 +34,12 @@ from ingest.errors import BrokerUnavailable
 from ingest.ids import new_id
 from ingest.intake import Unreadable, WrongMediaType, check_content_type, check_readable
 from ingest.middleware import BodyDeadlineMiddleware, RequestIdMiddleware
-from ingest.transactions import TransactionsUnavailable, fetch_transaction, storable
+from ingest.transactions import (
+    TransactionsUnavailable,
+    fetch_transaction,
+    find_by_reference,
+    storable,
+)
 from ingest.verify.base import Clock, SignatureError, Verifier, system_clock
 from ingest.verify.registry import build_verifiers
 from ingest.writer import RawWriter, Writer
@@ -198,13 +209,39 @@ async def get_transaction(
     external_id: FromPath[str],
     state: State,
 ) -> dict[str, Any]:
+    return await _transaction(state, provider, external_id=external_id)
+
+
+@get(
+    "/transactions",
+    guards=[api_guard],
+    security=doc.BEARER,
+    responses={**doc.transaction(), **doc.errors(400, 401, 404, 503, auth=True)},
+)
+async def find_transaction(
+    provider: Annotated[str, QueryParameter(description="one of the six providers")],
+    reference: Annotated[
+        str, QueryParameter(description="the provider's human reference (Coinbase: charge code)")
+    ],
+    state: State,
+) -> dict[str, Any]:
+    """A payment by the provider's human reference instead of its id."""
+    return await _transaction(state, provider, reference=reference)
+
+
+async def _transaction(
+    state: State, provider: str, external_id: str = "", reference: str = ""
+) -> dict[str, Any]:
     if provider not in PROVIDERS:
         raise NotFoundException(detail=f"unknown provider {provider[:40]!r}")
-    if not storable(external_id):  # NUL, lone surrogates, too long: no payment has such an id
+    if not storable(external_id or reference):  # NUL, lone surrogates, too long: no such id
         raise NotFoundException(detail="no such transaction")
     pool = await _pool(state)
     try:
-        tx = await fetch_transaction(pool, provider, external_id)
+        if reference:
+            tx = await find_by_reference(pool, provider, reference)
+        else:
+            tx = await fetch_transaction(pool, provider, external_id)
     except TransactionsUnavailable as exc:
         raise HTTPException(
             status_code=503, detail=f"database unavailable: {exc}", headers={"Retry-After": "5"}
@@ -273,6 +310,7 @@ def create_app(
             receive_webhook,
             register_checkout,
             get_transaction,
+            find_transaction,
             health,
             ready,
             *dashboard.routes(),

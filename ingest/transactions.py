@@ -20,6 +20,10 @@ HISTORY = """SELECT event_id, status, effective_status, applied, note, provider_
 FROM transaction_events WHERE provider = $1 AND external_id = $2
 ORDER BY occurred_at, event_id"""
 
+#: history rows carry the provider's human reference (Coinbase: the charge code), if any
+BY_REFERENCE = """SELECT external_id FROM transaction_events
+WHERE provider = $1 AND reference = $2 ORDER BY version LIMIT 1"""
+
 _DOWN = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
 
 
@@ -47,3 +51,13 @@ async def fetch_transaction(
     out = dict(row)
     out["events"] = [dict(e) for e in events]
     return out
+
+
+async def find_by_reference(
+    pool: asyncpg.Pool, provider: str, reference: str
+) -> dict[str, Any] | None:
+    try:
+        external_id = await pool.fetchval(BY_REFERENCE, provider, reference, timeout=5)
+    except _DOWN as exc:
+        raise TransactionsUnavailable(type(exc).__name__) from exc
+    return None if external_id is None else await fetch_transaction(pool, provider, external_id)
