@@ -2,6 +2,8 @@
 
 Every part runs on a free port on 127.0.0.1 with its data under the run folder (``.run/``).
 ``up`` waits until each part answers and writes ``stack.env``; ``down`` stops all of it.
+A stack already running is reused: ``up`` restarts only the parts that are down, on their old
+ports, so ``stack.env`` stays true (docs/decisions/0021).
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from pydantic import BaseModel
 
-from pipeline.settings import Settings
+from pipeline.settings import IngestSettings, Settings, SinkSettings, StreamsSettings
 from stack import proc, services
 from stack.errors import StartError
 from streams import READY_LINE
@@ -34,12 +37,19 @@ SERVICES = ("ingest", "streams", "sinks")
 
 @dataclass
 class Part:
+    """One process of the stack. ``port2``: Kafka's controller port; the Prometheus port of
+    the services that serve metrics on a port of their own (streams, sinks)."""
+
     name: str
     pid: int
     port: int = 0
     port2: int = 0
-    start_s: float = 0.0
+    start_s: float = 0.0  # seconds from spawn until it answered
     log: str = ""
+    started_at: float = 0.0  # wall clock (epoch seconds) when it answered
+
+    def ports(self) -> list[int]:
+        return [p for p in (self.port, self.port2) if p]
 
 
 @dataclass
@@ -110,14 +120,68 @@ def _log_says(log: Path, text: str) -> bool:
     return log.exists() and text in log.read_text(errors="replace")
 
 
+@dataclass
+class UpReport:
+    """What ``ensure_up`` did: a new stack (``fresh``), or which parts it restarted on their
+    old ports and which it found running and left alone."""
+
+    info: StackInfo
+    fresh: bool
+    started: list[str]
+    running: list[str]
+
+
 def up(run_dir: Path, settings: Settings, services_too: bool = True) -> StackInfo:
     """Start everything not already running; return where each part listens."""
+    return ensure_up(run_dir, settings, services_too).info
+
+
+def ensure_up(run_dir: Path, settings: Settings, services_too: bool = True) -> UpReport:
+    """Reuse a running stack, restarting only its parts that are down on their old ports, or
+    start a new one. A stack whose every part is down and whose old ports are taken starts
+    anew on new ports."""
     run_dir = run_dir.resolve()
     current = StackInfo.load(run_dir)
-    if current and all(proc.alive(p.pid) for p in current.parts.values()):
-        return current
-    if current:
+    wanted = (*INFRA, *SERVICES) if services_too else INFRA
+    if current is not None:
+        running = [n for n, p in current.parts.items() if proc.alive(p.pid)]
+        dead = [n for n in wanted if n not in running]
+        if running or not _ports_taken(current, dead):
+            _restart_dead(current, settings, dead)
+            return UpReport(current, fresh=False, started=dead, running=running)
         down(run_dir)
+    info = _start_new(run_dir, settings, services_too)
+    return UpReport(info, fresh=True, started=list(info.parts), running=[])
+
+
+def _ports_taken(info: StackInfo, names: list[str]) -> list[str]:
+    """Of these parts, those whose old port something else listens on now."""
+    return [
+        f"{n} (port {port})"
+        for n in names
+        if n in info.parts
+        for port in info.parts[n].ports()
+        if proc.port_open(port)
+    ]
+
+
+def _restart_dead(info: StackInfo, settings: Settings, dead: list[str]) -> None:
+    """Start each part that is down on its old ports, upstream first; every part answers."""
+    if taken := _ports_taken(info, dead):
+        raise StartError(
+            dead[0],
+            f"old port taken by another process: {', '.join(taken)}; "
+            "`make down && make up` starts the stack on new ports",
+        )
+    for name in dead:
+        _start_one(info, name)
+        if name == "kafka":
+            proc.run_sync(lambda: create_topics(info.kafka_bootstrap, settings))
+    info.parts = {n: info.parts[n] for n in (*INFRA, *SERVICES) if n in info.parts}
+    info.save()
+
+
+def _start_new(run_dir: Path, settings: Settings, services_too: bool) -> StackInfo:
     run_dir.mkdir(parents=True, exist_ok=True)
     kafka_port, ctl_port, pg_port, ch_port, ingest_port = (proc.free_port() for _ in range(5))
     info = StackInfo(
@@ -162,11 +226,12 @@ def _ready_check(info: StackInfo, name: str, log: Path) -> Callable[[], bool]:
     return checks[name]
 
 
-def _service_env(info: StackInfo) -> dict[str, str]:
-    # the Prometheus ports of streams and sinks are their parts' port2
+def service_env(info: StackInfo) -> dict[str, str]:
+    """The environment of a service process of this stack (tests start extra workers with it)."""
+    # the Prometheus ports of the services that have one are their parts' port2
     metrics = {
         f"PIPELINE_{name.upper()}__METRICS_PORT": str(info.parts[name].port2)
-        for name in ("streams", "sinks")
+        for name in SERVICES
         if name in info.parts and info.parts[name].port2
     }
     return {
@@ -185,7 +250,7 @@ def _spawn(info: StackInfo, name: str) -> subprocess.Popen[bytes]:
         child = proc.spawn(_infra_command(info, name), log, cwd=services.REPO)
     else:
         cmd = [sys.executable, "-m", f"{name}.main"]
-        child = proc.spawn(cmd, log, env=_service_env(info), cwd=services.REPO)
+        child = proc.spawn(cmd, log, env=service_env(info), cwd=services.REPO)
     info.parts[name].pid, info.parts[name].log = child.pid, str(log)
     return child
 
@@ -200,7 +265,7 @@ def _start_infra(info: StackInfo, ports: dict[str, tuple[int, int]]) -> None:
         part = info.parts[name]
         check = _ready_check(info, name, Path(part.log))
         proc.wait_until(name, check, children[name], Path(part.log), timeout=90)
-        part.start_s = round(time.monotonic() - started, 2)
+        part.start_s, part.started_at = round(time.monotonic() - started, 2), time.time()
 
 
 def start_part(run_dir: Path, name: str, timeout: float = 120) -> float:
@@ -208,14 +273,35 @@ def start_part(run_dir: Path, name: str, timeout: float = 120) -> float:
     info = StackInfo.load(run_dir.resolve())
     if info is None:
         raise StartError(name, "the stack is not running")
-    part = info.parts.setdefault(name, Part(name, 0))
+    return _start_one(info, name, timeout)
+
+
+def _start_one(info: StackInfo, name: str, timeout: float = 120) -> float:
+    if name not in info.parts:  # a service of a stack started without them (--infra-only)
+        port = int(info.ingest_url.rsplit(":", 1)[1]) if name == "ingest" else 0
+        info.parts[name] = Part(name, 0, port, proc.free_port() if _has_metrics_port(name) else 0)
+    part = info.parts[name]
     started = time.monotonic()
     child = _spawn(info, name)
+    info.save()  # the new pid, before the wait: a failed start is stopped by ``down``
     check = _ready_check(info, name, Path(part.log))
     proc.wait_until(name, check, child, Path(part.log), timeout=timeout)
-    part.start_s = round(time.monotonic() - started, 2)
+    part.start_s, part.started_at = round(time.monotonic() - started, 2), time.time()
     info.save()
     return part.start_s
+
+
+def restart_part(run_dir: Path, name: str, timeout: float = 120) -> float:
+    """Stop one part if it runs (SIGTERM), start it again on its old ports; seconds it took."""
+    if name not in (*INFRA, *SERVICES):
+        raise StartError(name, f"no such part; one of {', '.join((*INFRA, *SERVICES))}")
+    info = StackInfo.load(run_dir.resolve())
+    if info is None or name not in info.parts:
+        raise StartError(name, "the stack is not running (make up starts it)")
+    proc.stop(info.parts[name].pid)
+    if taken := _ports_taken(info, [name]):
+        raise StartError(name, f"old port taken by another process: {', '.join(taken)}")
+    return start_part(run_dir, name, timeout)
 
 
 def stop_part(run_dir: Path, name: str, sig: int = signal.SIGTERM) -> None:
@@ -230,15 +316,19 @@ def stop_part(run_dir: Path, name: str, sig: int = signal.SIGTERM) -> None:
     proc.stop(pid)
 
 
+def _has_metrics_port(name: str) -> bool:
+    """Whether this service's settings have a Prometheus port of its own."""
+    groups: dict[str, type[BaseModel]] = {
+        "ingest": IngestSettings,
+        "streams": StreamsSettings,
+        "sinks": SinkSettings,
+    }
+    return "metrics_port" in groups[name].model_fields
+
+
 def _start_services(info: StackInfo) -> None:
     for name in SERVICES:
-        started = time.monotonic()
-        port = int(info.ingest_url.rsplit(":", 1)[1]) if name == "ingest" else 0
-        info.parts[name] = Part(name, 0, port, proc.free_port() if name != "ingest" else 0)
-        child = _spawn(info, name)
-        log = Path(info.parts[name].log)
-        proc.wait_until(name, _ready_check(info, name, log), child, log, timeout=120)
-        info.parts[name].start_s = round(time.monotonic() - started, 2)
+        _start_one(info, name)
 
 
 def down(run_dir: Path) -> list[str]:
@@ -254,12 +344,43 @@ def down(run_dir: Path) -> list[str]:
     return order
 
 
-def status(run_dir: Path) -> list[tuple[str, bool, float, float, int]]:
-    """(part, alive, start seconds, resident MiB, port) for each part."""
+@dataclass(frozen=True)
+class PartStatus:
+    name: str
+    alive: bool
+    pid: int
+    start_s: float
+    started_at: float
+    rss_mb: float
+    listens: str  # where it answers, e.g. "127.0.0.1:5432" or "metrics 127.0.0.1:9101"
+
+
+def _listens(info: StackInfo, p: Part) -> str:
+    host = "127.0.0.1"
+    if p.name == "kafka":
+        return f"{host}:{p.port}, controller :{p.port2}"
+    if p.name == "ingest":
+        where = info.ingest_url.removeprefix("http://")
+        return f"{where}, metrics :{p.port2}" if p.port2 else where
+    if p.name in SERVICES:
+        return f"metrics {host}:{p.port2}" if p.port2 else "-"
+    return f"{host}:{p.port}"
+
+
+def status(run_dir: Path) -> list[PartStatus]:
+    """Each part of the stack this run folder knows of; empty when none is."""
     info = StackInfo.load(run_dir.resolve())
     if info is None:
         return []
     return [
-        (p.name, proc.alive(p.pid), p.start_s, proc.rss_mb(p.pid), p.port)
+        PartStatus(
+            p.name,
+            proc.alive(p.pid),
+            p.pid,
+            p.start_s,
+            p.started_at,
+            proc.rss_mb(p.pid),
+            _listens(info, p),
+        )
         for p in info.parts.values()
     ]
