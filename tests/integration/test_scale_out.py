@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import json
 import os
 import platform
@@ -239,7 +240,7 @@ async def test_two_workers_one_killed_under_load_same_end_state(
     pauses = {}
     for p in own_parts:  # the survivor's own partitions stop too while the group rebalances
         times = sorted(ms for _, ms in out[p] if ms > killed_ms)
-        pauses[p] = max((b - a for a, b in zip(times, times[1:], strict=False)), default=0) / 1000
+        pauses[p] = max((b - a for a, b in itertools.pairwise(times)), default=0) / 1000
 
     # the same end state as with one worker, and the expected one
     await assert_converged(pg, ch, two)
