@@ -146,7 +146,7 @@ def ensure_up(run_dir: Path, settings: Settings, services_too: bool = True) -> U
     if current is not None:
         running = [n for n, p in current.parts.items() if proc.alive(p.pid)]
         dead = [n for n in wanted if n not in running]
-        if running or not _ports_taken(current, dead):
+        if running or not _ports_taken(current, dead, grace=0):
             _restart_dead(current, settings, dead)
             return UpReport(current, fresh=False, started=dead, running=running)
         down(run_dir)
@@ -154,15 +154,21 @@ def ensure_up(run_dir: Path, settings: Settings, services_too: bool = True) -> U
     return UpReport(info, fresh=True, started=list(info.parts), running=[])
 
 
-def _ports_taken(info: StackInfo, names: list[str]) -> list[str]:
-    """Of these parts, those whose old port something else listens on now."""
-    return [
-        f"{n} (port {port})"
-        for n in names
-        if n in info.parts
-        for port in info.parts[n].ports()
-        if proc.port_open(port)
-    ]
+def _ports_taken(info: StackInfo, names: list[str], grace: float = 5.0) -> list[str]:
+    """Of these parts, those whose old port something else still listens on after ``grace``
+    seconds (a part killed a moment ago may hold its port until it has fully exited)."""
+    deadline = time.monotonic() + grace
+    while True:
+        taken = [
+            f"{n} (port {port})"
+            for n in names
+            if n in info.parts
+            for port in info.parts[n].ports()
+            if proc.port_open(port)
+        ]
+        if not taken or time.monotonic() > deadline:
+            return taken
+        time.sleep(0.2)
 
 
 def _restart_dead(info: StackInfo, settings: Settings, dead: list[str]) -> None:
