@@ -9,13 +9,13 @@ payment expired is applied and flagged ``late``. See docs/decisions/0001-state-m
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
 from streams.errors import StateLimit
-from streams.model import Checkout, PaymentEvent, Status, iso, parse_iso
+from streams.model import Checkout, PaymentEvent, Status
+from streams.state import Applied, Effect, Origin, TxState
 
 S = Status
 
@@ -56,174 +56,6 @@ ALLOWED: dict[Status, frozenset[Status]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """What an event did when it was first applied: its transition record, kept so that a
-    redelivery re-sends exactly that record (a later out-of-order event may refold it)."""
-
-    from_status: Status
-    to_status: Status
-    applied: bool
-    note: str
-    effective: Status
-    version: int
-    payment_amount: Decimal | None
-    payment_currency: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "version": self.version,
-            "from_status": self.from_status.value,
-            "to_status": self.to_status.value,
-            "first_applied": self.applied,
-            "first_note": self.note,
-            "first_effective": self.effective.value,
-            "payment_amount": _dec(self.payment_amount),
-            "payment_currency": self.payment_currency,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Origin | None:
-        if "first_applied" not in d:  # written before origins were kept
-            return None
-        return cls(
-            Status(d["from_status"]),
-            Status(d["to_status"]),
-            d["first_applied"],
-            d["first_note"],
-            Status(d["first_effective"]),
-            d["version"],
-            None if d.get("payment_amount") is None else Decimal(d["payment_amount"]),
-            d.get("payment_currency"),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Applied:
-    """One distinct event as the fold saw it (``applied``, ``effective``, ``note`` may change
-    when an earlier event arrives late) and as it was first applied (``origin``)."""
-
-    event: PaymentEvent
-    applied: bool
-    effective: Status  # the status the event moved to, after reconciliation
-    note: str = ""
-    origin: Origin | None = None
-
-    def to_dict(self, origin: bool = True) -> dict[str, Any]:
-        return {
-            **self.event.to_dict(),
-            "applied": self.applied,
-            "effective": self.effective.value,
-            "note": self.note,
-            **(self.origin.to_dict() if self.origin and origin else {}),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class TxState:
-    provider: str
-    external_id: str
-    status: Status = S.NEW
-    version: int = 0
-    amount: Decimal | None = None
-    currency: str | None = None
-    order_id: str | None = None
-    checkout: Checkout | None = None
-    late: bool = False
-    updated_at: datetime | None = None
-    events: tuple[Applied, ...] = field(default=())
-    #: registrations of the same payment that lost to ``checkout`` (see ``register_checkout``)
-    overruled: tuple[Checkout, ...] = field(default=())
-
-    def to_dict(self, origins: bool = True) -> dict[str, Any]:
-        """``origins=False``: only what convergence promises (each event's origin, the record
-        it produced on arrival, depends on the arrival order by nature)."""
-        return {
-            "provider": self.provider,
-            "external_id": self.external_id,
-            "status": self.status.value,
-            "version": self.version,
-            "amount": _dec(self.amount),
-            "currency": self.currency,
-            "order_id": self.order_id,
-            "checkout": None if self.checkout is None else self.checkout.to_dict(),
-            "late": self.late,
-            "updated_at": None if self.updated_at is None else iso(self.updated_at),
-            "events": [a.to_dict(origins) for a in self.events],
-            "overruled_checkouts": [c.to_dict() for c in self.overruled],
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TxState:
-        """Read back what ``to_dict`` wrote: no fold here, the next ``apply`` folds anew."""
-        return cls(
-            provider=d["provider"],
-            external_id=d["external_id"],
-            status=Status(d["status"]),
-            version=d["version"],
-            amount=None if d.get("amount") is None else Decimal(d["amount"]),
-            currency=d.get("currency"),
-            order_id=d.get("order_id"),
-            checkout=Checkout.from_dict(d["checkout"]) if d.get("checkout") else None,
-            late=d.get("late", False),
-            updated_at=_ts(d.get("updated_at")),
-            events=tuple(
-                Applied(
-                    PaymentEvent.from_dict(e),
-                    e["applied"],
-                    Status(e["effective"]),
-                    e.get("note", ""),
-                    Origin.from_dict(e),
-                )
-                for e in d.get("events", [])
-            ),
-            overruled=tuple(Checkout.from_dict(c) for c in d.get("overruled_checkouts", [])),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Effect:
-    """What one new event did: the record for ``payments.transitions``."""
-
-    event: PaymentEvent
-    from_status: Status
-    to_status: Status
-    applied: bool
-    note: str
-    version: int
-    effective: Status  # the status the event itself stands for, after reconciliation
-    #: the payment's amount and currency as known right after this event (checkout or events)
-    payment_amount: Decimal | None = None
-    payment_currency: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            **self.event.to_dict(),
-            "from_status": self.from_status.value,
-            "to_status": self.to_status.value,
-            "effective_status": self.effective.value,
-            "applied": self.applied,
-            "note": self.note,
-            "version": self.version,
-            "payment_amount": _dec(self.payment_amount),
-            "payment_currency": self.payment_currency,
-        }
-
-    @classmethod
-    def first(cls, event: PaymentEvent, o: Origin) -> Effect:
-        return cls(
-            event,
-            o.from_status,
-            o.to_status,
-            o.applied,
-            o.note,
-            o.version,
-            o.effective,
-            o.payment_amount,
-            o.payment_currency,
-        )
-
-
 _NO_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -239,21 +71,36 @@ def apply(state: TxState | None, event: PaymentEvent) -> tuple[TxState, list[Eff
         return state, []
     if len(state.events) >= MAX_EVENTS:
         raise StateLimit(f"payment already holds {MAX_EVENTS} distinct events")
-    events = (*(a.event for a in state.events), event)
-    new = fold(state, state.checkout, events)
     version = state.version + 1
-    mine = next(a for a in new.events if a.event.event_id == event.event_id)
-    amount, currency = payment_amount(new)
-    origin = Origin(
-        state.status, new.status, mine.applied, mine.note, mine.effective, version, amount, currency
-    )
-    new = replace(
-        new,
-        version=version,
-        updated_at=_latest(state, _receipt(event)),
-        events=tuple(replace(a, origin=origin) if a is mine else a for a in new.events),
-    )
+    if not state.events or order_key(event) > order_key(state.events[-1].event):
+        run = _Run.of(state)  # in order: one step on from the state, no refold
+        mine = run.step(event, state.checkout, None)
+        new = run.into(state, state.checkout, state.events)
+        origin = _origin(state, new, mine, version)
+        new = replace(new, events=(*state.events, replace(mine, origin=origin)))
+    else:
+        new = fold(state, state.checkout, (*(a.event for a in state.events), event))
+        mine = next(a for a in new.events if a.event.event_id == event.event_id)
+        origin = _origin(state, new, mine, version)
+        new = replace(
+            new, events=tuple(replace(a, origin=origin) if a is mine else a for a in new.events)
+        )
+    new = replace(new, version=version, updated_at=_latest(state, _receipt(event)))
     return new, [Effect.first(event, origin)]
+
+
+def _origin(before: TxState, after: TxState, mine: Applied, version: int) -> Origin:
+    amount, currency = payment_amount(after)
+    return Origin(
+        before.status,
+        after.status,
+        mine.applied,
+        mine.note,
+        mine.effective,
+        version,
+        amount,
+        currency,
+    )
 
 
 def payment_amount(state: TxState) -> tuple[Decimal | None, str | None]:
@@ -328,39 +175,62 @@ def register_checkout(state: TxState | None, checkout: Checkout) -> TxState:
     )
 
 
-def fold(base: TxState, checkout: Checkout | None, events: tuple[PaymentEvent, ...]) -> TxState:
-    status, amount, currency, order_id, late = S.NEW, None, None, None, False
-    if checkout is not None:
-        currency, order_id = checkout.currency, checkout.order_id
-    origins = {a.event.event_id: a.origin for a in base.events}
-    seen: list[Applied] = []
-    for e in sorted(events, key=order_key):
-        origin = origins.get(e.event_id)
+@dataclass(slots=True)
+class _Run:
+    """The fold's running values: exactly a state's own fields, so that an event that sorts
+    after every event the state holds continues from the state without a refold."""
+
+    status: Status
+    amount: Decimal | None
+    currency: str | None
+    order_id: str | None
+    late: bool
+
+    @classmethod
+    def of(cls, state: TxState) -> _Run:
+        return cls(state.status, state.amount, state.currency, state.order_id, state.late)
+
+    def step(self, e: PaymentEvent, checkout: Checkout | None, origin: Origin | None) -> Applied:
         target = reconcile(e, checkout)
-        order_id = order_id or e.order_id
+        self.order_id = self.order_id or e.order_id
         if e.amount is not None and e.status in _PAID:
-            amount, currency = e.amount, e.currency or currency
-        if target == status:
-            seen.append(Applied(e, True, target, "", origin))
-        elif target in ALLOWED[status]:
+            self.amount, self.currency = e.amount, e.currency or self.currency
+        if target == self.status:
+            return Applied(e, True, target, "", origin)
+        if target in ALLOWED[self.status]:
             note = ""
-            if status is S.EXPIRED and target in _PAID:
-                late, note = True, "late payment after expiry"
-            seen.append(Applied(e, True, target, note, origin))
-            status = target
-        else:
-            note = f"impossible transition {status} -> {target}"
-            seen.append(Applied(e, False, target, note, origin))
-    return replace(
-        base,
-        status=status,
-        amount=amount,
-        currency=currency,
-        order_id=order_id,
-        checkout=checkout,
-        late=late,
-        events=tuple(seen),
+            if self.status is S.EXPIRED and target in _PAID:
+                self.late, note = True, "late payment after expiry"
+            self.status = target
+            return Applied(e, True, target, note, origin)
+        note = f"impossible transition {self.status} -> {target}"
+        return Applied(e, False, target, note, origin)
+
+    def into(
+        self, base: TxState, checkout: Checkout | None, events: tuple[Applied, ...]
+    ) -> TxState:
+        return replace(
+            base,
+            status=self.status,
+            amount=self.amount,
+            currency=self.currency,
+            order_id=self.order_id,
+            checkout=checkout,
+            late=self.late,
+            events=events,
+        )
+
+
+def fold(base: TxState, checkout: Checkout | None, events: tuple[PaymentEvent, ...]) -> TxState:
+    """The state of a set of events, taken in ``order_key`` order from ``new``."""
+    run = _Run(S.NEW, None, None, None, False)
+    if checkout is not None:
+        run.currency, run.order_id = checkout.currency, checkout.order_id
+    origins = {a.event.event_id: a.origin for a in base.events}
+    seen = tuple(
+        run.step(e, checkout, origins.get(e.event_id)) for e in sorted(events, key=order_key)
     )
+    return run.into(base, checkout, seen)
 
 
 def reconcile(e: PaymentEvent, checkout: Checkout | None) -> Status:
@@ -386,11 +256,3 @@ def _receipt(e: PaymentEvent) -> datetime:
 def _latest(state: TxState, ts: datetime) -> datetime:
     """The newest receipt seen: a function of the event set, so arrival order cannot change it."""
     return ts if state.updated_at is None else max(state.updated_at, ts)
-
-
-def _dec(d: Decimal | None) -> str | None:
-    return None if d is None else str(d)
-
-
-def _ts(text: str | None) -> datetime | None:
-    return None if text is None else parse_iso(text)

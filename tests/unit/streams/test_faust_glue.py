@@ -34,7 +34,7 @@ def test_acked_table_keeps_every_changelog_future_until_taken() -> None:
     sent: list[object] = []
 
     class Fut:
-        class message:  # noqa: N801  # the shape of faust's FutureMessage.message
+        class message:  # the shape of faust's FutureMessage.message
             partition = 3
 
     table: Any = AckedTable.__new__(AckedTable)
