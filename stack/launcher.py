@@ -95,7 +95,7 @@ def ensure_up(run_dir: Path, settings: Settings, services_too: bool = True) -> U
     if current is not None:
         running = [n for n, p in current.parts.items() if proc.alive(p.pid)]
         dead = [n for n in wanted if n not in running]
-        if running or not _ports_taken(current, dead, grace=0):
+        if running or not _ports_taken(current, dead, grace=3):
             _restart_dead(current, settings, dead)
             return UpReport(current, fresh=False, started=dead, running=running)
         down(run_dir)
