@@ -202,7 +202,9 @@ async def main_async(settings: Settings, count: int) -> int:
         f"Addresses in {RUN_DIR / 'stack.env'}"
     )
     if settings.api.tokens or settings.dashboard.token.get_secret_value():
-        console.print(f"Dashboard: {info.ingest_url}/dashboard/ (sign in with an [api] token)")
+        console.print(
+            f"Dashboard: {info.ingest_url}/dashboard/ (sign in with an [api] token)", markup=False
+        )
     console.print("One payment's journey: .venv/bin/pipeline inspect PROVIDER EXTERNAL_ID")
     events = sum(len(p.events) for p in pays)
     right = sum(1 for p in pays if got.get((p.provider, p.external_id)) == p.expected_status)
