@@ -36,7 +36,7 @@ from bench.loadgen import run as load
 from pipeline.settings import Settings
 from pipeline.traffic import Payment, payments, requests
 from stack import launcher, proc, services
-from stack.drain import pipeline_groups, wait_drained
+from stack.drain import NotDrained, pipeline_groups, wait_drained
 from streams import READY_LINE
 from tests.integration.test_stream_semantics import assert_converged
 
@@ -246,10 +246,15 @@ async def test_two_workers_one_killed_under_load_same_end_state(
             assert not diff, f"{name}: {len(diff)} rows differ, e.g. one worker / two: {diff[:3]}"
         # and the survivor committed what it processed: its group reached the end offsets
         commits_s = await wait_drained(bootstrap, groups[:1], timeout=60)
-    except BaseException:
+    except AssertionError as exc:
+        try:  # what the survivor left behind, to name in the failure
+            await wait_drained(bootstrap, groups[:1], timeout=0)
+            behind = "the survivor's group is at the end offsets"
+        except NotDrained as lag:
+            behind = f"the survivor's group: {lag}"
         # leave later tests a worker that reads every partition from its committed offset
         await asyncio.to_thread(launcher.restart_part, Path(stack.run_dir), "streams")
-        raise
+        raise AssertionError(f"{behind}; {str(exc)[:600]}") from exc
 
     # takeover: the survivor's first output on each partition the dead worker held
     out = await outputs_after(bootstrap, t.transitions, at_kill)
