@@ -155,7 +155,7 @@ def create_app(settings: Settings) -> faust.App:
         async with fail_loudly("normalize"):
             async for batch in batches:
                 deliveries = [d for event in batch for d in await normalize_one(event)]
-                await asyncio.gather(*deliveries)  # acked by the broker before the offsets move
+                await acked(deliveries)
 
     @app.agent(events_topic)
     async def apply_agent(stream: faust.StreamT[bytes]) -> None:
@@ -220,7 +220,13 @@ def create_app(settings: Settings) -> faust.App:
         for key, value in transitions:
             if key not in refused:
                 deliveries.append(await send(transitions_topic, key, value))
-        await asyncio.gather(*deliveries, *tx_table.take_unacked())
+        await acked([*deliveries, *tx_table.take_unacked()])
+
+    async def acked(deliveries: list[Awaitable[Any]]) -> None:
+        """Send what the producer holds now (no linger: the batch waits for it anyway) and
+        wait until the broker acknowledged every record; only then may the batch be acked."""
+        await app.producer.flush()
+        await asyncio.gather(*deliveries)
 
     return app
 

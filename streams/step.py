@@ -16,11 +16,12 @@ import orjson
 
 from streams import dedup, machine
 from streams.model import Checkout, PaymentEvent
+from streams.state import Effect, TxState
 
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    state: machine.TxState | None = None
+    state: TxState | None = None
     seen: dedup.Seen = field(default_factory=dict)
 
     def encode(self, state_json: bytes | None = None) -> bytes:
@@ -34,7 +35,7 @@ class Entry:
         if not raw:
             return cls()
         doc = orjson.loads(raw)
-        state = machine.TxState.from_dict(doc["state"]) if doc.get("state") else None
+        state = TxState.from_dict(doc["state"]) if doc.get("state") else None
         return cls(state, doc.get("seen") or {})
 
 
@@ -42,11 +43,11 @@ class Entry:
 class Outcome:
     entry: Entry
     changed: bool  # write the entry back
-    effects: list[machine.Effect]  # to payments.transitions
+    effects: list[Effect]  # to payments.transitions
     duplicate: bool = False
 
     @property
-    def snapshot(self) -> machine.TxState | None:
+    def snapshot(self) -> TxState | None:
         """What to send to payments.state: the state, whenever there is one."""
         return self.entry.state
 

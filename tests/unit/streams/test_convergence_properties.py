@@ -32,9 +32,10 @@ from pipeline.settings import (
 from pipeline.traffic import CURRENCIES, SCENARIOS
 from pipeline.webhook_factory import SUPPORTED, SampleEvent, redelivery, signed_request
 from streams.checkouts import parse_checkout
-from streams.machine import TxState, apply, checkout_order, order_key, register_checkout
+from streams.machine import apply, checkout_order, order_key, register_checkout
 from streams.model import PROVIDERS, Checkout, PaymentEvent, Status
 from streams.providers import normalize
+from streams.state import TxState
 
 NOW = 1_790_000_000.0  # signing time of the timed schemes (standard, jwt): fixed, deterministic
 T0 = datetime(2026, 9, 1, tzinfo=UTC)
