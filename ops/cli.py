@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -273,7 +274,9 @@ def inspect(
         )
     out.print(f"[bold]normalized events[/]: {len(j['events'])}")
     for e in j["events"]:
-        if e.get("type") == "checkout":
+        if "error" in e:
+            out.print(f"  offset {e['offset']}: unreadable, {escape(e['error'])}")
+        elif e.get("type") == "checkout":
             out.print(f"  checkout {e['amount']} {e['currency']} order {e['order_id']}")
         else:
             out.print(f"  {e['event_id']} {e['status']} at {e['occurred_at']}")

@@ -70,6 +70,8 @@ class StreamsSettings(_Frozen):
     #: one payment's table value and snapshot stay below this (Kafka's default message limit
     #: is 1 MiB); a record that would grow it further is dead-lettered (decision 0006)
     max_state_bytes: int = 512 * 1024
+    #: decoded table entries kept in memory per worker (payments seen again soon)
+    entry_cache_size: int = 20_000
     retry_attempts: int = 5
     retry_base_s: float = 0.2
     retry_max_s: float = 5.0
