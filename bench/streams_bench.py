@@ -26,6 +26,7 @@ from pipeline.traffic import payments
 from pipeline.webhook_factory import signed_request
 from stack import proc, services
 from streams import READY_LINE
+from streams.model import transaction_key
 from streams.step import Entry
 
 
@@ -47,9 +48,16 @@ async def fill(bootstrap: str, topic: str, count: int, settings: Settings, parti
                 for k, v in headers.items()
                 if k in ("webhook-id", "webhook-timestamp", "content-type")
             }
-            raw = RawWebhook(uuid.uuid4().hex, pay.provider, int(time.time() * 1000), body, kept)
+            raw = RawWebhook(
+                uuid.uuid4().hex,
+                pay.provider,
+                int(time.time() * 1000),
+                body,
+                kept,
+                key=transaction_key(pay.provider, pay.external_id),
+            )
             futs.append(
-                await p.send(topic, body, key=raw.id.encode(), headers=raw.to_kafka_headers())
+                await p.send(topic, body, key=raw.kafka_key, headers=raw.to_kafka_headers())
             )
             n += 1
     for f in futs:
