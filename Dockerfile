@@ -1,4 +1,5 @@
-# One image for the three services: ingest, streams and sinks (pick with the command).
+# One image for the services (ingest, streams, sinks; pick with the command) and every other
+# command of the project: `pipeline` (replay, dlq, rebuild, inspect) and `pipeline-loadgen`.
 FROM python:3.11-slim AS base
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
@@ -8,6 +9,8 @@ COPY ingest ./ingest
 COPY streams ./streams
 COPY sinks ./sinks
 COPY stack ./stack
+COPY ops ./ops
+COPY bench ./bench
 COPY config ./config
 RUN pip install . && useradd --system --uid 10001 pipeline && mkdir -p /data && chown pipeline /data
 USER pipeline

@@ -20,7 +20,7 @@ from aiokafka import ConsumerRecord
 from clickhouse_connect import get_async_client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from sinks.ch_schema import DDL
+from sinks.ch_schema import DDL, LEGACY, backfills
 from sinks.errors import RecordRefused, SinkUnavailable
 from streams.model import parse_iso
 
@@ -37,8 +37,11 @@ EVENT_COLUMNS = [
     "provider_status",
     "amount",
     "currency",
+    "payment_amount",
+    "payment_currency",
     "order_id",
     "occurred_at",
+    "provider_time",
     "received_at",
     "processed_at",
     "version",
@@ -60,6 +63,10 @@ def _ms(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
+def _decimal(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
+
+
 def event_row(t: dict[str, Any]) -> list[Any]:
     received = parse_iso(t["received_at"]) if t.get("received_at") else parse_iso(t["occurred_at"])
     return [
@@ -73,10 +80,13 @@ def event_row(t: dict[str, Any]) -> list[Any]:
         t["applied"],
         t["note"],
         t["provider_status"],
-        None if t["amount"] is None else Decimal(t["amount"]),
+        _decimal(t["amount"]),
         t["currency"],
+        _decimal(t.get("payment_amount")),
+        t.get("payment_currency"),
         t["order_id"],
         parse_iso(t["occurred_at"]),
+        bool(t.get("provider_time", True)),
         received,
         _ms(t["processed_at_ms"]),
         t["version"],
@@ -150,6 +160,26 @@ def dlq_row(d: dict[str, Any]) -> list[Any]:
     ]
 
 
+async def migrate(client: Any) -> None:
+    """Bring a database to the current schema: drop the tables of an earlier schema whose
+    names are now views, create what is missing, backfill aggregating views that are new."""
+    for name, engine in LEGACY:
+        found = await client.query(
+            "SELECT engine FROM system.tables "
+            "WHERE database = currentDatabase() AND name = {n:String}",
+            parameters={"n": name},
+        )
+        if found.result_rows and found.result_rows[0][0] == engine:
+            await client.command(f"DROP TABLE {name}")
+    for ddl in DDL:
+        await client.command(ddl)
+    for target, source, insert in backfills():
+        empty = await client.query(f"SELECT count() FROM (SELECT 1 FROM {target} LIMIT 1)")
+        held = await client.query(f"SELECT count() FROM (SELECT 1 FROM {source} LIMIT 1)")
+        if empty.result_rows[0][0] == 0 and held.result_rows[0][0] > 0:
+            await client.command(insert)
+
+
 class ClickHouseSink:
     name = "clickhouse"
 
@@ -178,8 +208,7 @@ class ClickHouseSink:
             client = await get_async_client(
                 dsn=self._url, database=self._db, username=self._user, password=self._password
             )
-            for ddl in DDL:
-                await client.command(ddl)
+            await migrate(client)
             self._client = client
         return self._client
 

@@ -22,19 +22,22 @@ STATUS_ORDER = tuple(s.value for s in Status)
 
 STATUSES_SQL = "SELECT status, count(*) AS n FROM transactions GROUP BY status"
 
-EVENTS_SQL = """SELECT minute, sum(events) FROM events_per_minute
-WHERE minute >= now() - INTERVAL {m:UInt32} MINUTE GROUP BY minute ORDER BY minute"""
+# distinct events per minute of processing: each event's first delivery (a redelivery's outcome
+# is "duplicate"); events_per_minute is on the events' own (provider) time, for analysts
+EVENTS_SQL = """SELECT toStartOfMinute(processed_at) AS minute, uniqExact(event_id)
+FROM ingest_log WHERE processed_at >= now() - INTERVAL {m:UInt32} MINUTE
+AND outcome IN ('applied', 'refused') GROUP BY minute ORDER BY minute"""
 
 DELIVERIES_SQL = """SELECT toStartOfMinute(received_at) AS minute, uniqExact(delivery_id)
 FROM ingest_log WHERE received_at >= now() - INTERVAL {m:UInt32} MINUTE
 GROUP BY minute ORDER BY minute"""
 
-LATENCY_SQL = """SELECT minute, quantilesMerge(0.5, 0.9, 0.99)(latency), countMerge(deliveries)
-FROM latency_per_minute WHERE minute >= now() - INTERVAL {m:UInt32} MINUTE
-GROUP BY minute ORDER BY minute"""
-
-LATENCY_WINDOW_SQL = """SELECT quantilesMerge(0.5, 0.9, 0.99)(latency), countMerge(deliveries)
-FROM latency_per_minute WHERE minute >= now() - INTERVAL {m:UInt32} MINUTE"""
+# exact percentiles (whole ms) over distinct deliveries: sinks/ch_schema.py
+_LATENCY = """SELECT {key} quantilesExactWeighted(0.5, 0.9, 0.99)(latency_ms, n), sum(n)
+FROM (SELECT minute, latency_ms, uniqExactMerge(deliveries) AS n FROM latency_per_minute_state
+      WHERE minute >= now() - INTERVAL {{m:UInt32}} MINUTE GROUP BY minute, latency_ms)"""
+LATENCY_SQL = _LATENCY.format(key="minute,") + " GROUP BY minute ORDER BY minute"
+LATENCY_WINDOW_SQL = _LATENCY.format(key="")
 
 DEAD_BY_STAGE_SQL = "SELECT stage, count() FROM dead_letters FINAL GROUP BY stage ORDER BY stage"
 

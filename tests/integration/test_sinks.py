@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import clickhouse_connect
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
@@ -265,3 +266,74 @@ async def test_a_snapshot_postgres_refuses_is_dead_lettered_and_the_rest_lands(
     rows = await eventually(dead, lambda r: len(r) >= 1, what="the sink's dead letter")
     assert "numeric" in rows[0][1].lower()  # asyncpg cannot encode the exponent
     assert await pg.fetchval("SELECT count(*) FROM transactions WHERE external_id = $1", ext) == 0
+
+
+#: the ClickHouse schema of the release before the idempotent views (enough of it to migrate)
+LEGACY_DDL = [
+    """CREATE TABLE ingest_log (delivery_id String, provider LowCardinality(String),
+        event_id String, outcome LowCardinality(String), received_at DateTime64(3, 'UTC'),
+        processed_at DateTime64(3, 'UTC'),
+        latency_ms Int64 MATERIALIZED dateDiff('millisecond', received_at, processed_at)
+    ) ENGINE = ReplacingMergeTree ORDER BY delivery_id""",
+    """CREATE TABLE payment_events (event_id String, provider LowCardinality(String),
+        external_id String, status LowCardinality(String),
+        effective_status LowCardinality(String), from_status LowCardinality(String),
+        to_status LowCardinality(String), applied Bool, note String, provider_status String,
+        amount Nullable(Decimal(38, 18)), currency Nullable(String), order_id Nullable(String),
+        occurred_at DateTime64(3, 'UTC'), received_at DateTime64(3, 'UTC'),
+        processed_at DateTime64(3, 'UTC'), version UInt64, raw_id String
+    ) ENGINE = ReplacingMergeTree ORDER BY (provider, event_id)""",
+    """CREATE TABLE events_per_minute (minute DateTime('UTC'), provider LowCardinality(String),
+        status LowCardinality(String), events UInt64
+    ) ENGINE = SummingMergeTree ORDER BY (minute, provider, status)""",
+    """CREATE MATERIALIZED VIEW events_per_minute_mv TO events_per_minute AS
+    SELECT toStartOfMinute(processed_at) AS minute, provider, effective_status AS status,
+           count() AS events FROM payment_events GROUP BY minute, provider, status""",
+    """CREATE TABLE volume_per_currency (day Date, currency LowCardinality(String),
+        provider LowCardinality(String), payments UInt64, volume Decimal(38, 18)
+    ) ENGINE = SummingMergeTree ORDER BY (day, currency, provider)""",
+    """CREATE MATERIALIZED VIEW volume_per_currency_mv TO volume_per_currency AS
+    SELECT toDate(occurred_at) AS day, ifNull(currency, '') AS currency, provider,
+           count() AS payments, sum(ifNull(amount, toDecimal128(0, 18))) AS volume
+    FROM payment_events WHERE effective_status IN ('completed', 'overpaid') AND applied
+    GROUP BY day, currency, provider""",
+]
+
+
+async def test_clickhouse_of_an_earlier_release_is_migrated_and_backfilled(
+    stack: launcher.StackInfo, ch: Any
+) -> None:
+    """The old summing views (which double counted) give way to the idempotent views, which
+    are filled from the events already stored; the new columns are added."""
+    ch.command("DROP DATABASE IF EXISTS legacy_ch")
+    ch.command("CREATE DATABASE legacy_ch")
+    old = clickhouse_connect.get_client(dsn=stack.clickhouse_url, database="legacy_ch")
+    for ddl in LEGACY_DDL:
+        old.command(ddl)
+    old.command(
+        "INSERT INTO payment_events VALUES "
+        "('e1', 'coinbase', 'p1', 'pending', 'pending', 'new', 'pending', true, '', 'x', "
+        "10, 'USDC', NULL, '2026-11-01 10:00:00', '2026-11-01 10:00:01', "
+        "'2026-11-01 10:00:01.25', 1, 'r1'), "
+        "('e2', 'coinbase', 'p1', 'completed', 'completed', 'pending', 'completed', true, '', "
+        "'x', 10, 'USDC', NULL, '2026-11-01 10:05:00', '2026-11-01 10:05:01', "
+        "'2026-11-01 10:05:01.5', 2, 'r2')"
+    )
+    for _ in range(2):  # a second start finds everything in place
+        sink = ClickHouseSink(stack.clickhouse_url, "legacy_ch", "default", "", "t", "dlq")
+        await sink.start()
+        await sink.close()
+    engines = dict(
+        old.query("SELECT name, engine FROM system.tables WHERE database = 'legacy_ch'").result_rows
+    )
+    assert engines["events_per_minute"] == engines["volume_per_currency"] == "View"
+    assert "events_per_minute_mv" not in engines and "volume_per_currency_mv" not in engines
+    assert old.query("SELECT status, settled FROM payment_summary").result_rows == [
+        ("completed", True)
+    ]
+    assert old.query("SELECT sum(events) FROM events_per_minute").result_rows == [(2,)]
+    assert old.query(
+        "SELECT count() FROM system.columns WHERE database = 'legacy_ch' "
+        "AND table = 'payment_events' AND name IN ('payment_amount', 'provider_time')"
+    ).result_rows == [(2,)]
+    old.close()

@@ -4,6 +4,7 @@ data sources, its dashboards' references, Prometheus' scrape targets."""
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -68,3 +69,16 @@ def test_prometheus_scrapes_the_ports_the_compose_config_sets() -> None:
     prom = load_yaml(ROOT / "deploy" / "prometheus.yml")
     got = {j["job_name"]: j["static_configs"][0]["targets"][0] for j in prom["scrape_configs"]}
     assert got == want
+
+
+def test_counter_panels_show_zero_rather_than_no_data() -> None:
+    """A counter with no samples yet (no dead letter, no retry) reads 0 on a clean stack."""
+    for f in sorted((GRAFANA / "dashboards").glob("*.json")):
+        for panel in json.loads(f.read_text())["panels"]:
+            exprs = [t.get("expr", "") for t in panel["targets"]]
+            if any(re.search(r"rate\(pipeline_\w+_total\[", e) for e in exprs):
+                assert all(e.endswith(" or vector(0)") for e in exprs), (f.name, panel["title"])
+                assert panel["fieldConfig"]["defaults"]["noValue"] == "0", panel["title"]
+            sql = " ".join(t.get("rawSql", "") for t in panel["targets"])
+            if re.search(r"\b(count|uniqExact|sum)\w*\(", sql) and "latency" not in sql:
+                assert panel["fieldConfig"]["defaults"].get("noValue") == "0", panel["title"]
