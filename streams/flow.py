@@ -81,7 +81,7 @@ def records_of(m: Message) -> tuple[bytes, list[Record]]:
     if len(keys) != 1:
         raise NormalizeError(f"the webhook is about {len(keys)} payments, not one")
     kind = "checkout" if raw.kind == KIND_CHECKOUT else "event"
-    metrics.NORMALIZED.labels(raw.provider, kind).inc(len(records))
+    metrics.normalized(raw.provider, kind).inc(len(records))
     return keys.pop().encode(), records
 
 
@@ -147,10 +147,10 @@ def _apply(
             if not outcome.duplicate:
                 doc["outcome"] = "applied" if eff.applied else "refused"
             effects.append(orjson.dumps(doc))
-            metrics.EVENTS.labels(doc["outcome"]).inc()
+            metrics.EVENTS_BY[doc["outcome"]].inc()
             if isinstance(record, PaymentEvent) and record.received_at is not None:
                 seconds = (now_ms - doc["delivery_received_at_ms"]) / 1000
-                metrics.LATENCY.labels(record.provider).observe(seconds)
+                metrics.latency(record.provider).observe(seconds)
     return entry, changed, effects
 
 
@@ -166,7 +166,7 @@ def delivery_fields(record: Record, duplicate: bool, processed_ms: int) -> dict[
 
 
 def _dead(m: Message, stage: str, exc: BaseException, now_ms: int) -> tuple[bytes, bytes]:
-    metrics.DEAD_LETTERS.labels(stage).inc()
+    metrics.DEAD_LETTERS_BY[stage].inc()
     record = dead_letter(
         stage=stage,
         reason=f"{type(exc).__name__}: {exc}",
