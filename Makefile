@@ -7,19 +7,26 @@ RUN_DIR ?= .run
 export PIPELINE_RUN_DIR := $(RUN_DIR)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup up down status run test test-unit test-integration chaos bench loadgen lint format
+.PHONY: help setup lock up down status run test test-unit test-integration chaos bench loadgen lint format
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml deploy/setup-system.sh
+# Python dependencies come only from requirements.lock, every file checked against its hash;
+# the project itself is installed without dependencies and without an unlocked build backend.
+$(VENV)/.installed: pyproject.toml requirements.lock deploy/setup-system.sh
 	bash deploy/setup-system.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[stack,dev]'
+	$(PY) -m pip install -q --require-hashes --no-deps -r requirements.lock
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
-setup: $(VENV)/.installed ## install system packages (Java, Maven, Postgres) and Python deps
+setup: $(VENV)/.installed ## install system packages (Java, Maven, Postgres) and the locked Python deps
+
+lock: ## re-resolve requirements.lock (hashes) from pyproject.toml after changing a dependency
+	$(PYTHON) -m venv $(RUN_DIR)/uv && $(RUN_DIR)/uv/bin/pip install -q uv==0.13.8
+	$(RUN_DIR)/uv/bin/uv pip compile pyproject.toml deploy/build-requirements.in \
+	  --extra stack --extra dev --generate-hashes --python-version 3.11 -o requirements.lock
 
 up: setup ## start the whole local stack in the background; writes .run/stack.env
 	$(PY) -m stack.cli up

@@ -1,4 +1,4 @@
-"""Serve an app factory with a chosen server, same settings for every contender:
+"""Serve an app factory with a chosen server (granian as ``pipeline-ingest`` runs it):
 ``python -m bench.serve MODULE:FACTORY uvicorn|granian PORT``."""
 
 from __future__ import annotations
@@ -9,19 +9,11 @@ import sys
 
 def main() -> None:
     target, server, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    if server == "granian":
-        from granian import Granian
-        from granian.constants import Interfaces
+    if server == "granian":  # exactly as ingest runs: pipeline-ingest's own server settings
+        from ingest.main import server as granian_server
+        from pipeline.settings import IngestSettings
 
-        Granian(
-            target,
-            address="127.0.0.1",
-            port=port,
-            interface=Interfaces.ASGI,
-            factory=True,
-            workers=1,
-            log_enabled=False,
-        ).serve()
+        granian_server(IngestSettings(host="127.0.0.1", port=port), target).serve()
         return
     import uvicorn
 

@@ -21,6 +21,7 @@ from litestar.status_codes import HTTP_202_ACCEPTED
 
 from ingest import metrics
 from ingest import openapi as doc
+from ingest.auth import Tokens, api_guard, json_only
 from ingest.cors import cors_config, json_preflight_refusal
 from ingest.dashboard.routes import Dashboard
 from ingest.errors import BrokerUnavailable
@@ -29,7 +30,6 @@ from ingest.intake import Unreadable, WrongMediaType, check_content_type, check_
 from ingest.middleware import BodyDeadlineMiddleware, RequestIdMiddleware
 from ingest.transactions import TransactionsUnavailable, fetch_transaction, storable
 from ingest.verify.base import Clock, SignatureError, Verifier, system_clock
-from ingest.verify.nowpayments import NOT_JSON
 from ingest.verify.registry import build_verifiers
 from ingest.writer import RawWriter, Writer
 from pipeline.envelope import KIND_CHECKOUT, KIND_WEBHOOK, RawWebhook
@@ -120,7 +120,7 @@ async def receive_webhook(
         verifier.verify(body, headers)
     except SignatureError as exc:
         metrics.VERIFY_FAILURES.labels(provider, exc.reason[:80]).inc()
-        status = 400 if exc.reason == NOT_JSON else 401
+        status = exc.status
         log.info("webhook rejected", provider=provider, reason=exc.reason, status=status)
         raise HTTPException(
             status_code=status, detail=f"signature rejected: {exc.reason}"
@@ -185,7 +185,9 @@ def _rid(request: Request[Any, Any, Any]) -> str:
 @post(
     "/checkouts",
     status_code=HTTP_202_ACCEPTED,
-    responses={**doc.accepted(), **doc.errors(400, 408, 413, 503)},
+    guards=[api_guard, json_only],
+    security=doc.BEARER,
+    responses={**doc.accepted(), **doc.errors(400, 401, 408, 413, 415, 503, auth=True)},
 )
 async def register_checkout(
     data: JSONBody[CheckoutIn], request: Request[Any, Any, Any], state: State
@@ -205,7 +207,9 @@ async def register_checkout(
 
 @get(
     "/transactions/{provider:str}/{external_id:str}",
-    responses={**doc.transaction(), **doc.errors(400, 404, 503)},
+    guards=[api_guard],
+    security=doc.BEARER,
+    responses={**doc.transaction(), **doc.errors(400, 401, 404, 503, auth=True)},
 )
 async def get_transaction(
     provider: Provider,
@@ -265,13 +269,18 @@ def create_app(
         cfg.produce_timeout_s,
         cfg.kafka_linger_ms,
     )
-    dashboard = Dashboard(settings, _pool)
+    api_tokens = Tokens(t.get_secret_value() for t in settings.api.tokens)
+    if not api_tokens:
+        log.warning("no [api] tokens configured: the merchant API answers 401 to every call")
+    dashboard = Dashboard(settings, api_tokens, _pool)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        stop_metrics = metrics.serve(cfg.metrics_host, cfg.metrics_port)
         try:
             yield
         finally:
+            stop_metrics()
             await the_writer.close()
             if app.state.get("pool") is not None:
                 await app.state.pool.close()
@@ -284,7 +293,6 @@ def create_app(
             get_transaction,
             health,
             ready,
-            metrics.metrics,
             *dashboard.routes(),
         ],
         state=State(
@@ -292,6 +300,7 @@ def create_app(
                 "writer": the_writer,
                 "verifiers": build_verifiers(settings.providers, clock),
                 "retry_after_s": cfg.retry_after_s,
+                "api_tokens": api_tokens,
                 "pg_dsn": settings.postgres.dsn.get_secret_value(),
                 "pool": None,
             }

@@ -1,30 +1,49 @@
-"""Entry point of the ingest service: ``pipeline-ingest`` (uvicorn serving ``create_app``)."""
+"""Entry point of the ingest service: ``pipeline-ingest``, granian serving ``create_app``.
+
+Granian (hyper underneath) because it bounds the time a client may take to send a request's
+headers (``[ingest] header_timeout_s``): a connection that opens and trickles or withholds its
+headers (slowloris) is closed then, which uvicorn cannot do. HTTP/1.1 only: HTTP/2 has no such
+bound in granian, and providers send HTTP/1.1 (decision 0011).
+"""
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
-import uvicorn
+from granian.constants import HTTPModes, Interfaces
+from granian.http import HTTP1Settings
+from granian.log import LogLevels
+from granian.server import Server
+from granian.server.common import AbstractServer
 
-from ingest.app import create_app
-from pipeline.logs import configure_logging
-from pipeline.settings import ConfigError, load_settings
+from pipeline.settings import ConfigError, IngestSettings, load_settings
+
+TARGET = "ingest.asgi:app_factory"
+
+
+def server(cfg: IngestSettings, target: str = TARGET) -> AbstractServer[Any]:
+    """One worker process (scale out with more ingest processes behind the load balancer)."""
+    return Server(
+        target,
+        address=cfg.host,
+        port=cfg.port,
+        interface=Interfaces.ASGI,
+        factory=True,
+        workers=1,
+        http=HTTPModes.http1,
+        http1_settings=HTTP1Settings(header_read_timeout=int(cfg.header_timeout_s * 1000)),
+        log_level=LogLevels.warning,
+        log_access=False,
+    )
 
 
 def main() -> None:
     try:
-        settings = load_settings()
+        settings = load_settings()  # here first: a config error is one line, before any worker
     except ConfigError as exc:
         sys.exit(f"pipeline-ingest: {exc}")
-    configure_logging(settings.log_level)
-    app = create_app(settings)
-    uvicorn.run(
-        app,
-        host=settings.ingest.host,
-        port=settings.ingest.port,
-        log_level="warning",
-        access_log=False,
-    )
+    server(settings.ingest).serve()
 
 
 if __name__ == "__main__":

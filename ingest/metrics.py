@@ -1,4 +1,7 @@
-"""Prometheus metrics of the ingest process, served by ``GET /metrics``.
+"""Prometheus metrics of the ingest process, served on ``[ingest] metrics_port`` (0 = off).
+
+Never on the public HTTP port: providers reach that one from the internet, and the counters
+tell who sends what and how often. The listener is internal, like the streams' and sinks'.
 
 Labels stay bounded: ``provider`` is one of the known providers (anything else is ``other``),
 ``reason`` is one of the verifiers' fixed, secret-free reasons.
@@ -6,10 +9,11 @@ Labels stay bounded: ``provider`` is one of the known providers (anything else i
 
 from __future__ import annotations
 
-from litestar import Response, get
+from collections.abc import Callable
+
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import Counter, Histogram, start_http_server
 
 from streams.model import PROVIDERS
 
@@ -78,6 +82,14 @@ def MetricsMiddleware(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
-@get("/metrics", include_in_schema=False)
-async def metrics() -> Response[bytes]:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+def serve(host: str, port: int) -> Callable[[], None]:
+    """Start the /metrics listener in a daemon thread when a port is set; returns its stop."""
+    if port <= 0:
+        return lambda: None
+    server, _ = start_http_server(port, addr=host)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+
+    return stop

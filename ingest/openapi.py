@@ -15,8 +15,8 @@ from typing import Any
 import msgspec
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import Components, Operation, RequestBody, Schema, SecurityScheme
 from litestar.openapi.spec import OpenAPIMediaType as MediaType
-from litestar.openapi.spec import Operation, RequestBody, Schema
 from litestar.openapi.spec import Parameter as HeaderParameter
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 
@@ -39,6 +39,15 @@ SIGNATURE_HEADERS = (
     "webhook-timestamp",
     "webhook-signature",
 )
+
+#: the merchant API's security requirement (``[api] tokens``); webhook routes have none
+BEARER: list[dict[str, list[str]]] = [{"apiToken": []}]
+
+#: the 401 and 415 of the merchant API, which say something else than a webhook's
+API_DESCRIPTIONS = {
+    401: "Missing or wrong API token (Authorization: Bearer, one of [api] tokens)",
+    415: "Content type other than application/json",
+}
 
 DESCRIPTIONS = {
     400: "Unreadable body or invalid parameters",
@@ -94,9 +103,10 @@ class TransactionOut(msgspec.Struct):
     events: list[EventOut]
 
 
-def errors(*codes: int) -> dict[int, ResponseSpec]:
+def errors(*codes: int, auth: bool = False) -> dict[int, ResponseSpec]:
+    texts = {**DESCRIPTIONS, **API_DESCRIPTIONS} if auth else DESCRIPTIONS
     return {
-        code: ResponseSpec(ErrorBody, description=DESCRIPTIONS[code], generate_examples=False)
+        code: ResponseSpec(ErrorBody, description=texts[code], generate_examples=False)
         for code in codes
     }
 
@@ -153,5 +163,18 @@ def config() -> OpenAPIConfig:
         version=release,
         path=PATH,
         render_plugins=[JsonRenderPlugin()],
-        description="Payment webhooks in, raw to Kafka. Every error answer is JSON with `detail`.",
+        description=(
+            "Payment webhooks in, raw to Kafka. Every error answer is JSON with `detail`. "
+            "The merchant API (checkouts, transactions) needs `Authorization: Bearer <token>`; "
+            "webhooks are authenticated by their provider's signature instead."
+        ),
+        components=Components(
+            security_schemes={
+                "apiToken": SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description="One of the [api] tokens of the ingest configuration",
+                )
+            }
+        ),
     )

@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -46,6 +47,9 @@ class TopicSettings(_Frozen):
 class IngestSettings(_Frozen):
     host: str = "127.0.0.1"
     port: int = 8000
+    #: a connection must have sent a request's complete headers within this many seconds of
+    #: opening (or of its previous answer), else it is closed (slowloris); granian/hyper
+    header_timeout_s: float = 10.0
     max_body_bytes: int = 256 * 1024
     #: the whole request body must arrive within this many seconds of the headers, else 408
     body_timeout_s: float = 10.0
@@ -53,6 +57,18 @@ class IngestSettings(_Frozen):
     produce_timeout_s: float = 5.0
     kafka_linger_ms: int = 5
     retry_after_s: int = 5
+    #: Prometheus /metrics on this internal port, never on the public one; 0 = off
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
+
+
+class ApiSettings(_Frozen):
+    """Bearer tokens of the merchant API (checkouts, transactions, the dashboard's data).
+
+    Several at once so that a token rotates without downtime; empty = the merchant API is
+    closed (every call 401), never open."""
+
+    tokens: list[SecretStr] = Field(default_factory=list)
 
 
 class StreamsSettings(_Frozen):
@@ -91,9 +107,14 @@ class SinkSettings(_Frozen):
 
 
 class DashboardSettings(_Frozen):
-    """The monitoring page under ``/dashboard`` on ingest; an empty token turns it off (404)."""
+    """The monitoring page under ``/dashboard`` on ingest. It takes any ``[api] tokens`` and,
+    if set, this extra read-only token (monitoring staff without merchant API access). No
+    token at all turns it off (404)."""
 
     token: SecretStr = SecretStr("")
+    #: the session cookie's ``Secure`` flag: set it when browsers reach ingest over HTTPS
+    cookie_secure: bool = False
+    session_hours: float = 12.0
 
 
 class PostgresSettings(_Frozen):
@@ -145,6 +166,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     topics: TopicSettings = TopicSettings()
     ingest: IngestSettings = IngestSettings()
+    api: ApiSettings = ApiSettings()
     streams: StreamsSettings = StreamsSettings()
     sinks: SinkSettings = SinkSettings()
     postgres: PostgresSettings = PostgresSettings()
@@ -172,12 +194,25 @@ class ConfigError(Exception):
 
 
 def load_settings() -> Settings:
-    """Build the settings of this process, failing with one readable line."""
+    """Build the settings of this process, failing with one readable line that never holds a
+    configured value (pydantic's own message echoes the input: a secret, perhaps)."""
     path = Path(os.environ.get("PIPELINE_CONFIG", str(DEFAULT_CONFIG)))
     if not path.is_file():
         raise ConfigError(f"config file not found: {path} (set PIPELINE_CONFIG)")
     try:
         return Settings()
-    except Exception as exc:  # pydantic's ValidationError, tomllib's TOMLDecodeError
+    except ValidationError as exc:
+        problems = "; ".join(_problem(e) for e in exc.errors(include_url=False)[:5])
+        more = f" (and {exc.error_count() - 5} more)" if exc.error_count() > 5 else ""
+        raise ConfigError(f"invalid config {path}: {problems}{more}") from None
+    except Exception as exc:  # tomllib's TOMLDecodeError, pydantic-settings' SettingsError
+        # their messages name a line and column or a field, never the value; the chain is
+        # dropped all the same so that no traceback shows a value either
         first = str(exc).splitlines()
-        raise ConfigError(f"invalid config {path}: {' '.join(first[:3])}") from exc
+        raise ConfigError(f"invalid config {path}: {' '.join(first[:3])}") from None
+
+
+def _problem(error: ErrorDetails) -> str:
+    """Where and what, from pydantic's fixed message: the input value is left out."""
+    where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    return f"{where}: {error['msg']}"

@@ -176,8 +176,8 @@ async def main_async(settings: Settings, count: int) -> int:
         f"Stack still running: stop it with [bold]make down[/]. "
         f"Addresses in {RUN_DIR / 'stack.env'}"
     )
-    if token := settings.dashboard.token.get_secret_value():
-        console.print(f"Dashboard: {info.ingest_url}/dashboard?token={token}")
+    if settings.api.tokens or settings.dashboard.token.get_secret_value():
+        console.print(f"Dashboard: {info.ingest_url}/dashboard/ (sign in with an [api] token)")
     console.print("One payment's journey: .venv/bin/pipeline inspect PROVIDER EXTERNAL_ID")
     if not ok:
         console.print("[red]run: not every webhook landed as expected[/]")

@@ -163,10 +163,10 @@ def _ready_check(info: StackInfo, name: str, log: Path) -> Callable[[], bool]:
 
 
 def _service_env(info: StackInfo) -> dict[str, str]:
-    # the Prometheus ports of streams and sinks are their parts' port2
+    # the Prometheus ports of the services are their parts' port2
     metrics = {
         f"PIPELINE_{name.upper()}__METRICS_PORT": str(info.parts[name].port2)
-        for name in ("streams", "sinks")
+        for name in SERVICES
         if name in info.parts and info.parts[name].port2
     }
     return {
@@ -234,7 +234,7 @@ def _start_services(info: StackInfo) -> None:
     for name in SERVICES:
         started = time.monotonic()
         port = int(info.ingest_url.rsplit(":", 1)[1]) if name == "ingest" else 0
-        info.parts[name] = Part(name, 0, port, proc.free_port() if name != "ingest" else 0)
+        info.parts[name] = Part(name, 0, port, proc.free_port())
         child = _spawn(info, name)
         log = Path(info.parts[name].log)
         proc.wait_until(name, _ready_check(info, name, log), child, log, timeout=120)

@@ -16,6 +16,7 @@ import pytest
 
 from pipeline.settings import Settings, load_settings
 from stack import launcher
+from tests.auth import MerchantAuth, api_token
 
 #: PIPELINE_TEST_RUN_DIR lets two suites run side by side, each with its own stack
 RUN_DIR = Path(
@@ -61,6 +62,8 @@ def ch(stack: launcher.StackInfo) -> clickhouse_connect.driver.Client:
 
 
 @pytest.fixture(scope="session")
-async def api(stack: launcher.StackInfo) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=stack.ingest_url, timeout=10) as client:
+async def api(stack: launcher.StackInfo, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """Ingest's client; merchant API calls carry the configured API token (tests/auth.py)."""
+    auth = MerchantAuth(api_token(settings))
+    async with httpx.AsyncClient(base_url=stack.ingest_url, timeout=10, auth=auth) as client:
         yield client

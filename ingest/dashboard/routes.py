@@ -1,21 +1,22 @@
-"""``/dashboard``: the monitoring page and its JSON API, behind one bearer token.
+"""``/dashboard``: the monitoring page and its JSON API, behind the merchant API's tokens.
 
-The token comes from ``[dashboard] token`` in the config file; empty turns the dashboard off
-(no routes: 404). The API takes it only as ``Authorization: Bearer <token>``; the page also
-takes ``?token=`` so that a browser can open it, and its script sends the token as a header.
+Accepted: any of ``[api] tokens`` and the optional read-only ``[dashboard] token``; none at all
+turns the dashboard off (no routes: 404). The API and the page take a token as
+``Authorization: Bearer <token>`` or the session cookie that the login form
+(``/dashboard/login``) sets: HttpOnly, SameSite=Strict, holding an HMAC, never the token
+(``session.py``). Never from the address: a token in a URL ends up in histories and logs.
+The page without a credential redirects to the login form; the API answers 401 JSON.
 Static files (script, style) hold no data and need no token.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import asyncpg
-from litestar import MediaType, Response, Router, get
+from litestar import MediaType, Request, Response, Router, get, post
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
@@ -25,7 +26,8 @@ from litestar.params import Parameter
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
-from ingest.dashboard import queries
+from ingest.auth import Tokens, bearer, refuse
+from ingest.dashboard import queries, session
 from ingest.dashboard.lag import LagReader
 from ingest.errors import SourceUnavailable
 from pipeline.settings import Settings
@@ -42,7 +44,7 @@ PAGE_HEADERS = {
     "X-Frame-Options": "DENY",
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     ),
 }
 
@@ -50,10 +52,11 @@ PAGE_HEADERS = {
 class Dashboard:
     """The dashboard's routes and the clients they share (made lazily, closed on shutdown)."""
 
-    def __init__(self, settings: Settings, pool: PoolGetter) -> None:
-        token = settings.dashboard.token.get_secret_value()
-        self.enabled = bool(token)
-        self._digest = hashlib.sha256(token.encode()).digest()
+    def __init__(self, settings: Settings, api_tokens: Tokens, pool: PoolGetter) -> None:
+        self.tokens = api_tokens + Tokens([settings.dashboard.token.get_secret_value()])
+        self.enabled = bool(self.tokens)
+        self.cookie_secure = settings.dashboard.cookie_secure
+        self.session_hours = settings.dashboard.session_hours
         self.pool = pool
         self.ch = queries.ClickHouseReader(settings.clickhouse)
         self.lag = LagReader(settings.kafka.bootstrap)
@@ -64,19 +67,33 @@ class Dashboard:
             "sink-clickhouse": (t.transitions, t.dlq),
         }
 
-    def authorized(self, given: str) -> bool:
-        """Constant time: both sides are hashed to the same length before the comparison."""
-        return hmac.compare_digest(hashlib.sha256(given.encode()).digest(), self._digest)
+    def authorized(self, connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+        """A bearer header with an accepted token, or a valid session cookie."""
+        given = bearer(connection.headers.get("authorization", ""))
+        if given:
+            return self.tokens.match(given) is not None
+        return session.valid(self.tokens, connection.cookies.get(session.COOKIE, ""))
 
     def routes(self) -> list[ControllerRouterHandler]:
         if not self.enabled:
             return []
         api = Router(
             path="/dashboard",
-            route_handlers=[page, statuses, throughput, latency, lag, dead_letters],
+            route_handlers=[
+                page,
+                login_form,
+                login,
+                logout,
+                statuses,
+                throughput,
+                latency,
+                lag,
+                dead_letters,
+            ],
             guards=[self.guard],
             dependencies={"dash": Provide(lambda: self, sync_to_thread=False)},
             exception_handlers={
+                LoginRequired: _to_login,
                 SourceUnavailable: _unavailable,
                 NotAuthorizedException: _unauthorized,
             },
@@ -88,18 +105,23 @@ class Dashboard:
     def guard(
         self, connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
     ) -> None:
-        scheme, _, given = connection.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer":
-            given = connection.query_params.get("token", "") if handler.opt.get("query") else ""
-        if not given.strip() or not self.authorized(given.strip()):
-            raise NotAuthorizedException(
-                detail="dashboard token missing or wrong",
-                headers={"WWW-Authenticate": 'Bearer realm="dashboard"'},
-            )
+        if handler.opt.get("public") or self.authorized(connection):
+            return
+        if handler.opt.get("page"):
+            raise LoginRequired()
+        raise refuse("dashboard token missing or wrong", 'Bearer realm="dashboard"')
 
     async def close(self) -> None:
         await self.ch.close()
         await self.lag.close()
+
+
+class LoginRequired(Exception):
+    """The page was asked for without a credential: the browser goes to the login form."""
+
+
+def _to_login(_: Any, __: LoginRequired) -> Response[bytes]:
+    return Response(b"", status_code=303, headers={**PAGE_HEADERS, "Location": "/dashboard/login"})
 
 
 def _unauthorized(_: Any, exc: NotAuthorizedException) -> Response[dict[str, str]]:
@@ -117,9 +139,45 @@ def _unavailable(_: Any, exc: SourceUnavailable) -> Response[dict[str, str]]:
     )
 
 
-@get("/", opt={"query": True}, media_type="text/html")
+@get("/", opt={"page": True}, media_type="text/html")
 async def page() -> Response[bytes]:
     return Response((STATIC / "index.html").read_bytes(), headers=PAGE_HEADERS)
+
+
+def _login_page(status: int, error: str = "") -> Response[bytes]:
+    html = (STATIC / "login.html").read_bytes().replace(b"<!--error-->", error.encode())
+    return Response(html, status_code=status, media_type="text/html", headers=PAGE_HEADERS)
+
+
+@get("/login", opt={"public": True}, media_type="text/html")
+async def login_form() -> Response[bytes]:
+    return _login_page(200)
+
+
+@post("/login", opt={"public": True}, media_type="text/html", status_code=303)
+async def login(dash: Dash, request: Request[Any, Any, Any]) -> Response[bytes]:
+    """A form post of ``token``: a valid one gets the session cookie and goes to the page."""
+    form = await request.form() if _is_form(request) else {}
+    given = form.get("token", "")
+    key = dash.tokens.match(given.strip()) if isinstance(given, str) and given.strip() else None
+    if key is None:
+        return _login_page(401, "Wrong token.")
+    value, max_age = session.issue(key, dash.session_hours)
+    cookie = session.set_cookie_header(value, max_age, dash.cookie_secure)
+    headers = {**PAGE_HEADERS, "Location": "/dashboard/", "Set-Cookie": cookie}
+    return Response(b"", status_code=303, headers=headers)
+
+
+@post("/logout", opt={"public": True}, media_type="text/html", status_code=303)
+async def logout(dash: Dash) -> Response[bytes]:
+    cookie = session.clear_cookie_header(dash.cookie_secure)
+    headers = {**PAGE_HEADERS, "Location": "/dashboard/login", "Set-Cookie": cookie}
+    return Response(b"", status_code=303, headers=headers)
+
+
+def _is_form(request: Request[Any, Any, Any]) -> bool:
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return media == "application/x-www-form-urlencoded"
 
 
 @get("/api/statuses")

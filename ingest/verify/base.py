@@ -15,11 +15,14 @@ TOLERANCE_S = 5 * 60
 
 
 class SignatureError(Exception):
-    """The request is not authentic. ``reason`` is safe to show: it never holds a secret."""
+    """The request is not authentic, or cannot be checked. ``reason`` is safe to show: it never
+    holds a secret. ``status`` is the answer: 401, or 400/413 for a body that cannot be checked.
+    """
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, status: int = 401) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.status = status
 
 
 class Verifier(Protocol):

@@ -9,6 +9,12 @@ and both encode the same parsed document):
   default ``ensure_ascii=True`` writes non-ASCII as ``\\uXXXX`` (PHP's ``json_encode`` agrees).
 - Node reference: ``JSON.stringify`` of the key-sorted object: raw UTF-8, JavaScript numbers
   (``0.00005`` rather than Python's ``5e-05``, ``5`` rather than ``5.0``).
+
+The Python form is built and checked first; the Node form only when it did not match. Before
+either, the work is bounded: an IPN is a flat object of a few dozen fields, so a body over
+``MAX_BYTES`` or with more than ``MAX_VALUES`` JSON values (an upper bound counted in C over
+the bytes, before any parsing) is refused with 413 without being parsed: an unsigned body
+cannot hold the event loop for longer than a real IPN does.
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ from ingest.verify.base import Headers, SignatureError, any_matches, hmac_hex, r
 
 HEADER = "x-nowpayments-sig"
 NOT_JSON = "body is not JSON, cannot verify"
+MAX_BYTES = 64 * 1024
+MAX_VALUES = 2000
+TOO_BIG = f"body over {MAX_BYTES} bytes or {MAX_VALUES} JSON values, not verified"
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -35,21 +44,44 @@ class NowPaymentsVerifier:
 
     def verify(self, body: bytes, headers: Headers) -> None:
         given = require_header(headers, HEADER)
-        forms = canonical_forms(body)
-        expected = (hmac_hex(s, f, "sha512") for s in self._secrets for f in forms)
-        if not any_matches(given, expected):
-            raise SignatureError("bad signature")
+        check_bounds(body)
+        for form in (python_form, js_form):  # the second only when the first did not match
+            signed = form(body)
+            if any_matches(given, (hmac_hex(s, signed, "sha512") for s in self._secrets)):
+                return
+        raise SignatureError("bad signature")
+
+
+def check_bounds(body: bytes) -> None:
+    """Every JSON value but the document is preceded by one of ``[`` ``{`` ``,`` ``:`` (a
+    value in a container: the first after ``[``, the others after ``,``; a member after ``:``),
+    so their count plus one bounds the number of values; bytes in strings only add to it."""
+    values = 1 + sum(body.count(c) for c in (b"[", b"{", b",", b":"))
+    if len(body) > MAX_BYTES or values > MAX_VALUES:
+        raise SignatureError(TOO_BIG, 413)
+
+
+def python_form(body: bytes) -> bytes:
+    """Python's and PHP's reference: sorted keys, no spaces, ASCII escapes."""
+    try:
+        doc = json.loads(body, parse_constant=_reject)
+        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError included
+        raise SignatureError(NOT_JSON, 400) from None
+
+
+def js_form(body: bytes) -> bytes:
+    """Node's reference: ``JSON.stringify`` of the key-sorted object."""
+    try:
+        doc = json.loads(body, parse_int=float, parse_float=float, parse_constant=_reject)
+        return _js(doc).encode()
+    except (ValueError, RecursionError):
+        raise SignatureError(NOT_JSON, 400) from None
 
 
 def canonical_forms(body: bytes) -> list[bytes]:
     """The signed strings of both reference implementations; SignatureError if not JSON."""
-    try:
-        doc = json.loads(body, parse_constant=_reject)
-        python_form = json.dumps(doc, sort_keys=True, separators=(",", ":"))
-        js_doc = json.loads(body, parse_int=float, parse_float=float, parse_constant=_reject)
-        return [python_form.encode(), _js(js_doc).encode()]
-    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError included
-        raise SignatureError(NOT_JSON) from None
+    return [python_form(body), js_form(body)]
 
 
 def _reject(name: str) -> Any:

@@ -4,6 +4,10 @@ actually_paid, pay_currency, order_id, updated_at, ...}``.
 No event id: the dedup id is ``payment_id:payment_status:updated_at`` (a redelivered IPN repeats
 all three). Payment id: ``payment_id``. Time: ``updated_at``, epoch milliseconds as a number or
 string, or an ISO 8601 string. Numbers are read as Decimal from their JSON text, never as float.
+
+NOWPayments signs a JavaScript re-serialization, so one IPN may arrive with ``1234``, ``1234.0``
+or ``1.234e3`` under one valid signature: a number that names something (``payment_id``,
+``updated_at``) is written in one canonical form (``1234``) before ids are derived from it.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ def payment_id(body: bytes) -> str:
 
 
 def _payment_id(doc: dict[str, Any]) -> str:
-    return text(doc, "payment_id")
+    return _id_text(doc, "payment_id")
 
 
 def normalize(raw: RawWebhook) -> list[PaymentEvent]:
@@ -82,7 +86,26 @@ def _number(doc: dict[str, Any], key: str) -> Decimal | None:
     value = doc.get(key)
     if value is None or value == "":
         return None
-    return decimal(str(value) if isinstance(value, Decimal) else value, key)
+    if isinstance(value, Decimal):  # as written, but 1.234e3 plainly: 1234
+        value = format(value, "f") if -40 <= value.adjusted() <= 40 else str(value)
+    return decimal(value, key)
+
+
+def _canonical(value: int | Decimal, what: str) -> str:
+    """One text per JSON number: ``1234``, ``1234.0`` and ``1.234e3`` all give ``1234``."""
+    number = Decimal(value)
+    if not number.is_finite() or not -40 <= number.adjusted() <= 40:
+        raise NormalizeError(f"{what} is out of range")
+    if number == number.to_integral_value():
+        return str(int(number))
+    return format(number.normalize(), "f")
+
+
+def _id_text(doc: dict[str, Any], key: str) -> str:
+    value = doc.get(key)
+    if isinstance(value, int | Decimal) and not isinstance(value, bool):
+        return _canonical(value, key)
+    return text(doc, key)
 
 
 def _amount(doc: dict[str, Any]) -> tuple[Decimal | None, str | None]:
@@ -104,7 +127,7 @@ def _currency(doc: dict[str, Any], key: str) -> str:
 def _plain(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal) or value == "":
         raise NormalizeError("missing updated_at")
-    out = str(value)
+    out = value if isinstance(value, str) else _canonical(value, "updated_at")
     if len(out) > 64:
         raise NormalizeError("field 'updated_at' is too long")
     return out

@@ -9,15 +9,18 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from pipeline.settings import Settings
 from stack.launcher import StackInfo
+from tests.auth import MerchantAuth, api_token
 from tests.chaos.probes import FULL, TALLY, healthy
 
 
 @pytest.fixture(scope="module")
-def http(stack: StackInfo) -> Iterator[httpx.Client]:
+def http(stack: StackInfo, settings: Settings) -> Iterator[httpx.Client]:
     """A synchronous client (Hypothesis drives synchronous tests); ingest must still be
-    healthy when a module is done with it."""
-    with httpx.Client(base_url=stack.ingest_url, timeout=30) as client:
+    healthy when a module is done with it. Merchant API calls carry the API token."""
+    auth = MerchantAuth(api_token(settings))
+    with httpx.Client(base_url=stack.ingest_url, timeout=30, auth=auth) as client:
         yield client
         healthy(client)
 

@@ -290,6 +290,7 @@ def test_jwt_attacks_on_the_stack_hs256_only(http: httpx.Client, settings: Setti
 
 def test_oversized_bodies_are_413(http: httpx.Client, settings: Settings) -> None:
     big = b'{"provider":"coinbase","external_id":"' + b"x" * (300 * 1024) + b'"}'
-    check_answer(http.post("/checkouts", content=big), {413}, "checkout")
+    json_type = {"content-type": "application/json"}
+    check_answer(http.post("/checkouts", content=big, headers=json_type), {413}, "checkout")
     headers = sign("coinbase", big, settings.providers, record=False)
     check_answer(http.post("/webhooks/coinbase", content=big, headers=headers), {413}, "signed")

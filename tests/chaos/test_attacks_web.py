@@ -6,6 +6,7 @@ segments). Never a 5xx, never another payment's data, the tables intact afterwar
 from __future__ import annotations
 
 import base64
+import time
 import uuid
 from typing import Any
 from urllib.parse import quote
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 from pipeline.settings import Settings
 from pipeline.webhook_factory import signed_request
 from stack.launcher import StackInfo
+from tests.auth import api_token
 from tests.chaos.hostile import sample
 from tests.chaos.inprocess import serve, stack_settings
 from tests.chaos.probes import (
@@ -100,28 +102,39 @@ DASHBOARD = (
 
 
 def test_the_dashboard_needs_its_token(http: httpx.Client, settings: Settings) -> None:
-    token = settings.dashboard.token.get_secret_value()
-    wrong = (
-        {},
-        {"authorization": "Bearer"},
-        {"authorization": "Bearer wrong"},
-        {"authorization": f"Bearer {token.upper()}"},
-        {"authorization": f"Bearer {token}x"},
-        {"authorization": f"Bearer {token[:-1]}"},
-        {"authorization": f"Basic {base64.b64encode(token.encode()).decode()}"},
-        {"authorization": token},
-        {"cookie": f"token={token}"},
-    )
-    for path in DASHBOARD:
-        for headers in wrong:
-            r = http.get(path, headers=headers)
-            check_answer(r, {401}, f"{path} {list(headers)}")
-            assert r.headers.get("www-authenticate", "").startswith("Bearer")
-        check_answer(http.get(path, params={"token": "wrong"}), {401}, f"{path}?token=wrong")
-        if path != "/dashboard/":  # only the page takes the token in its address
-            check_answer(http.get(path, params={"token": token}), {401}, f"{path}?token=")
-        ok = http.get(path, headers={"authorization": f"Bearer {token}"})
-        check_answer(ok, {200, 503}, f"{path} with the token")
+    """Any API token or the dashboard token, as a bearer header (or the login's cookie, see
+    tests/integration/test_api_security.py); never from the address."""
+    for token in (settings.dashboard.token.get_secret_value(), api_token(settings)):
+        wrong = (
+            {},
+            {"authorization": "Bearer"},
+            {"authorization": "Bearer wrong"},
+            {"authorization": f"Bearer {token.upper()}"},
+            {"authorization": f"Bearer {token}x"},
+            {"authorization": f"Bearer {token[:-1]}"},
+            {"authorization": f"Basic {base64.b64encode(token.encode()).decode()}"},
+            {"authorization": token},
+            {"cookie": f"token={token}"},
+            {"cookie": f"pipeline_dashboard={token}"},
+        )
+        for path in DASHBOARD:
+            for headers in wrong:
+                r = http.get(path, headers=headers, follow_redirects=False)
+                if path == "/dashboard/":  # the page sends a browser to its login form
+                    TALLY.case()
+                    assert r.status_code == 303, (headers, r.text[:200])
+                    assert r.headers["location"] == "/dashboard/login"
+                    continue
+                check_answer(r, {401}, f"{path} {list(headers)}")
+                assert r.headers.get("www-authenticate", "").startswith("Bearer")
+            for value in ("wrong", token):
+                r = http.get(path, params={"token": value}, follow_redirects=False)
+                if path == "/dashboard/":
+                    assert r.status_code == 303, value
+                else:
+                    check_answer(r, {401}, f"{path}?token=")
+            ok = http.get(path, headers={"authorization": f"Bearer {token}"})
+            check_answer(ok, {200, 503}, f"{path} with the token")
 
 
 # -- injection -----------------------------------------------------------------------------------
@@ -285,4 +298,7 @@ def test_tables_are_intact_afterwards(
     assert row(stack.postgres_dsn, "standard", known_payment["id"]) == known_payment["row"]
     for table in ("payment_events", "dead_letters", "ingest_log"):
         assert ch.command(f"EXISTS TABLE {table}") == 1, table
-    assert int(ch.command("SELECT count() FROM payment_events")) >= 1
+    deadline = time.monotonic() + 30  # ClickHouse batches linger (sinks.clickhouse_linger_ms)
+    while int(ch.command("SELECT count() FROM payment_events")) < 1:
+        assert time.monotonic() < deadline, "no payment event reached ClickHouse"
+        time.sleep(0.25)

@@ -21,6 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ingest.intake import Unreadable, WrongMediaType, check_content_type, check_readable
+from ingest.verify import nowpayments
 from ingest.verify.base import SignatureError
 from ingest.verify.registry import build_verifiers
 from pipeline.envelope import KIND_CHECKOUT, RawWebhook
@@ -115,8 +116,10 @@ def test_authentic_hostile_bodies_end_as_refusal_or_storable_rows(
         return
     try:
         verifier.verify(body, headers)  # authentic: passes, whatever the body holds...
-    except SignatureError as exc:  # ...but a CoinPayments form must name the merchant too
-        assert provider == "coinpayments" and exc.reason == "merchant mismatch", exc.reason
+    except SignatureError as exc:  # ...but a CoinPayments form must name the merchant too,
+        # and a NOWPayments body over its bounds is refused before its signature is checked
+        expected = {"coinpayments": "merchant mismatch", "nowpayments": nowpayments.TOO_BIG}
+        assert exc.reason == expected.get(provider), exc.reason
         return
     try:
         check_readable(provider, body)

@@ -24,7 +24,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from pipeline.settings import Settings
 from stack.launcher import StackInfo
+from tests.auth import MERCHANT_PATHS, api_token
 from tests.chaos.probes import TALLY, current_test, sized
 
 CHECKS = [
@@ -57,15 +59,19 @@ def test_the_document_is_served_and_truthful(stack: StackInfo) -> None:
     body = webhook["requestBody"]["content"]
     assert body["application/json"]["schema"] == {"type": "string", "format": "binary"}
     assert set(webhook["responses"]) == {"202", "400", "401", "404", "408", "413", "415", "503"}
-    assert {"202", "400", "503"} <= set(doc["paths"]["/checkouts"]["post"]["responses"])
-    tx = doc["paths"]["/transactions/{provider}/{external_id}"]["get"]["responses"]
-    assert {"200", "404", "503"} <= set(tx)
+    checkout = doc["paths"]["/checkouts"]["post"]
+    assert {"202", "400", "401", "415", "503"} <= set(checkout["responses"])
+    tx = doc["paths"]["/transactions/{provider}/{external_id}"]["get"]
+    assert {"200", "401", "404", "503"} <= set(tx["responses"])
+    assert checkout["security"] == tx["security"] == [{"apiToken": []}]
+    assert doc["components"]["securitySchemes"]["apiToken"]["scheme"] == "bearer"
+    assert "security" not in webhook
     assert doc["components"]["schemas"]["ErrorBody"]["required"] == ["detail"]
 
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS)
 def test_every_answer_is_documented(
-    method: str, path: str, ingest_schema: schemathesis.BaseSchema
+    method: str, path: str, ingest_schema: schemathesis.BaseSchema, settings: Settings
 ) -> None:
     """Schemathesis's own strategies (valid and invalid data) for one operation, each case
     sent to the live ingest and checked."""
@@ -75,6 +81,8 @@ def test_every_answer_is_documented(
         operation.as_strategy(generation_mode=GenerationMode.NEGATIVE),
     )
     session = requests.Session()
+    if path.startswith(MERCHANT_PATHS):  # past the token check, to the validation behind it
+        session.headers["Authorization"] = f"Bearer {api_token(settings)}"
 
     @sized(ci=40, full=700)
     @given(case=cases)

@@ -16,9 +16,10 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from pipeline.settings import IngestSettings, Settings
+from pipeline.settings import IngestSettings, Settings, load_settings
 from pipeline.webhook_factory import signed_request
 from stack.launcher import StackInfo
+from tests.auth import api_token
 from tests.chaos.hostile import sample
 from tests.chaos.inprocess import serve, stack_settings
 from tests.chaos.probes import TALLY, check_answer, remember
@@ -69,6 +70,10 @@ def assert_cut_off(answer: bytes, elapsed: float) -> None:
 
 
 def headers_for(path: str, length: int | None, extra: str = "") -> bytes:
+    """The merchant API's token is sent too: a request refused at once (401) never waits for
+    its body, and the body deadline is what is under test."""
+    if path == "/checkouts":
+        extra += f"Authorization: Bearer {api_token(load_settings())}\r\n"
     size = f"Content-Length: {length}\r\n" if length is not None else ""
     chunked = "Transfer-Encoding: chunked\r\n" if length is None else ""
     return (

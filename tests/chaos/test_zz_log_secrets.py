@@ -54,6 +54,8 @@ def secrets(settings: Settings) -> dict[str, str]:
             lines = [ln for ln in k.public_key_pem.splitlines() if ln and "-----" not in ln]
             out[f"jwt {k.alg} key #{i} (PEM)"] = "".join(lines)[:64]
     out["dashboard token"] = settings.dashboard.token.get_secret_value()
+    for i, t in enumerate(settings.api.tokens):
+        out[f"API token #{i}"] = t.get_secret_value()
     out["clickhouse password"] = settings.clickhouse.password.get_secret_value()
     out["postgres password"] = urlsplit(settings.postgres.dsn.get_secret_value()).password or ""
     return {label: value for label, value in out.items() if len(value) >= 6}

@@ -1,13 +1,12 @@
 """The monitoring dashboard on the real stack: its API answers with what Postgres, ClickHouse
-and Kafka hold, only with the token, and a headless Chromium draws every chart with data."""
+and Kafka hold, only with a token, and a headless Chromium signs in through the login form and
+draws every chart with data."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import re
-import shutil
 import struct
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 from pipeline.settings import Settings
 from pipeline.traffic import payments, requests
 from stack import launcher
+from tests.integration.browser import sign_in_and_look
 from tests.integration.test_stream_semantics import assert_converged, send
 from tests.integration.waiting import eventually
 
@@ -82,20 +82,18 @@ async def test_api_without_or_with_a_wrong_token_is_401(
         assert r.status_code == 401, headers
         assert r.json()["detail"] == "dashboard token missing or wrong"
         assert r.headers["www-authenticate"].startswith("Bearer")
-    # the query token opens the page only; the API wants the header
+    # never from the address
     r = await api.get(url, params={"token": token(settings)})
     assert r.status_code == 401
 
 
-async def test_page_takes_the_token_as_header_or_query(
+async def test_page_takes_the_token_as_header_else_goes_to_the_login_form(
     api: httpx.AsyncClient, settings: Settings
 ) -> None:
-    assert (await api.get("/dashboard")).status_code == 401
-    assert (await api.get("/dashboard", params={"token": "wrong"})).status_code == 401
-    for r in (
-        await api.get("/dashboard", params={"token": token(settings)}),
-        await api.get("/dashboard", headers=auth(settings)),
-    ):
+    for params in ({}, {"token": "wrong"}, {"token": token(settings)}):
+        r = await api.get("/dashboard/", params=params, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/dashboard/login", params
+    for r in (await api.get("/dashboard/", headers=auth(settings)),):
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/html")
         assert r.headers["cache-control"] == "no-store"
@@ -188,47 +186,24 @@ async def test_dead_letters_show_the_ingest_rejection(
     assert row["stage"] == "ingest" and row["provider"] == "coinbase"
 
 
-async def _chromium(*args: str) -> bytes:
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        pytest.fail("chromium is not installed: run deploy/setup-system.sh as root (make setup)")
-    child = await asyncio.create_subprocess_exec(
-        exe,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--virtual-time-budget=10000",
-        "--window-size=1400,1000",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(child.communicate(), timeout=90)
-    assert child.returncode == 0, err.decode(errors="replace")[-2000:]
-    return out
-
-
-async def test_headless_chromium_draws_every_chart_with_data(
+async def test_headless_chromium_signs_in_and_draws_every_chart_with_data(
     traffic: dict[str, Any],
     stack: launcher.StackInfo,
     api: httpx.AsyncClient,
     settings: Settings,
     tmp_path: Path,
 ) -> None:
-    url = f"{stack.ingest_url}/dashboard?token={token(settings)}"
-    shot = tmp_path / "dashboard.png"
-    await _chromium(f"--user-data-dir={tmp_path / 'p1'}", f"--screenshot={shot}", url)
-    png = shot.read_bytes()
+    """Through the login form, as a person would: the session cookie is HttpOnly (the page's
+    script cannot read it) and no token ever appears in the address."""
+    seen = await sign_in_and_look(stack.ingest_url, token(settings), tmp_path / "profile")
+    assert seen.url == f"{stack.ingest_url}/dashboard/", seen.url
+    assert seen.script_cookies == "", seen.script_cookies
+    png = seen.png
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert struct.unpack(">II", png[16:24]) == (1400, 1000)
     assert len(png) > 40_000  # a blank or error page compresses to a few kB
 
-    dom = (await _chromium(f"--user-data-dir={tmp_path / 'p2'}", "--dump-dom", url)).decode()
+    dom = seen.dom
     body = re.search(r"<body([^>]*)>", dom)
     assert body is not None
     assert 'data-state="ready"' in body.group(1) and 'data-errors="0"' in body.group(1)

@@ -93,8 +93,8 @@ def test_clickhouse_panel_query_runs_on_real_data(
 async def test_prometheus_panels_name_series_the_services_export(
     traffic: None, stack: launcher.StackInfo
 ) -> None:
-    urls = [f"{stack.ingest_url}/metrics"] + [
-        f"http://127.0.0.1:{stack.parts[p].port2}/metrics" for p in ("streams", "sinks")
+    urls = [
+        f"http://127.0.0.1:{stack.parts[p].port2}/metrics" for p in ("ingest", "streams", "sinks")
     ]
     async with httpx.AsyncClient(timeout=10) as client:
         exported = "".join([(await client.get(u)).text for u in urls])

@@ -1,5 +1,6 @@
-"""Prometheus metrics of every process on the real stack: ingest's ``/metrics``, the streams and
-sinks listeners on the ports the launcher gave them; counters move by what traffic did."""
+"""Prometheus metrics of every process on the real stack: the ingest, streams and sinks
+listeners on the internal ports the launcher gave them (never ingest's public port); counters
+move by what traffic did."""
 
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ def port_url(stack: launcher.StackInfo, part: str) -> str:
 async def test_ingest_metrics_count_requests_failures_writes_and_sizes(
     stack: launcher.StackInfo, api: httpx.AsyncClient, pg: asyncpg.Pool, ch: Any, settings: Settings
 ) -> None:
-    url = f"{stack.ingest_url}/metrics"
+    url = port_url(stack, "ingest")
     before = await scrape(url)
     pays = payments(30, seed=811)
     reqs = requests(pays, settings.providers, seed=811, now=time.time())
@@ -217,7 +218,7 @@ async def test_sink_state_gauge_and_retries_follow_a_clickhouse_outage(
 
 async def test_every_process_exposes_its_process_metrics(stack: launcher.StackInfo) -> None:
     for url in (
-        f"{stack.ingest_url}/metrics",
+        port_url(stack, "ingest"),
         port_url(stack, "streams"),
         port_url(stack, "sinks"),
     ):

@@ -61,11 +61,12 @@ def test_compose_runs_grafana_with_the_plugin_and_prometheus_with_its_config() -
 def test_prometheus_scrapes_the_ports_the_compose_config_sets() -> None:
     cfg = tomllib.loads((ROOT / "config" / "compose.toml").read_text())
     want = {
-        "ingest": f"ingest:{cfg['ingest']['port']}",
+        "ingest": f"ingest:{cfg['ingest']['metrics_port']}",  # never its public port
         "streams": f"streams:{cfg['streams']['metrics_port']}",
         "sinks": f"sinks:{cfg['sinks']['metrics_port']}",
     }
-    assert cfg["streams"]["metrics_host"] == cfg["sinks"]["metrics_host"] == "0.0.0.0"
+    hosts = {cfg[s]["metrics_host"] for s in ("ingest", "streams", "sinks")}
+    assert hosts == {"0.0.0.0"} and cfg["ingest"]["metrics_port"] != cfg["ingest"]["port"]
     prom = load_yaml(ROOT / "deploy" / "prometheus.yml")
     got = {j["job_name"]: j["static_configs"][0]["targets"][0] for j in prom["scrape_configs"]}
     assert got == want

@@ -1,18 +1,10 @@
-// The dashboard page: reads the token once from ?token= (then drops it from the address bar
-// and keeps it for this tab only), calls the JSON API with it as a bearer header, draws the
-// charts (charts.js) and refreshes every 10 s. Text from the API is only ever set as text.
+// The dashboard page: calls the JSON API with the session cookie that the login form set
+// (HttpOnly: this script never sees a token), draws the charts (charts.js) and refreshes
+// every 10 s; a 401 (session expired, token rotated out) goes back to the login form. Text
+// from the API is only ever set as text.
 "use strict";
 
 (() => {
-  const KEY = "pipeline-dashboard-token";
-  const params = new URLSearchParams(window.location.search);
-  if (params.has("token")) {
-    sessionStorage.setItem(KEY, params.get("token"));
-    params.delete("token");
-    const rest = params.toString();
-    history.replaceState(null, "", window.location.pathname + (rest ? "?" + rest : ""));
-  }
-  const token = sessionStorage.getItem(KEY) || "";
   const $ = (id) => document.getElementById(id);
   const STATUS_COLORS = {
     new: "#9aa4b8", pending: "#e0a106", confirmed: "#5b8def", completed: "#1f9d55",
@@ -22,7 +14,11 @@
   const GROUP_COLORS = ["#3b6fd8", "#1f9d55", "#d9730d", "#8e5bd8"];
 
   async function api(path) {
-    const r = await fetch(path, { headers: { Authorization: "Bearer " + token } });
+    const r = await fetch(path, { credentials: "same-origin" });
+    if (r.status === 401) {
+      window.location.assign("/dashboard/login");
+      throw new Error("signed out");
+    }
     const body = await r.json().catch(() => ({}));
     if (!r.ok) throw new Error(body.detail || "HTTP " + r.status);
     return body;
@@ -116,11 +112,6 @@
     document.body.dataset.state = "ready";
   }
 
-  if (!token) {
-    $("status").textContent = "no token: open this page as /dashboard?token=...";
-    document.body.dataset.state = "no-token";
-    return;
-  }
   $("window").addEventListener("change", refresh);
   refresh();
   setInterval(refresh, 10000);

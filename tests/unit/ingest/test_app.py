@@ -45,7 +45,10 @@ def writer() -> MemoryWriter:
 
 @pytest.fixture
 def client(settings: Settings, writer: MemoryWriter) -> Iterator[TestClient]:
+    """The merchant API's client: every request carries the first configured API token."""
+    token = settings.api.tokens[0].get_secret_value()
     with TestClient(create_app(settings, writer)) as c:
+        c.headers["authorization"] = f"Bearer {token}"
         yield c
 
 

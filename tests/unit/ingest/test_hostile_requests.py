@@ -21,6 +21,7 @@ def settings() -> Settings:
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings, MemoryWriter())) as c:
+        c.headers["authorization"] = f"Bearer {settings.api.tokens[0].get_secret_value()}"
         yield c
 
 
@@ -37,7 +38,8 @@ def detail(r: object) -> str:
 def test_undecodable_checkouts_are_400(client: TestClient, body: bytes) -> None:
     r = client.post("/checkouts", content=body, headers={"content-type": "application/json"})
     assert r.status_code == 400
-    assert detail(r).startswith("unreadable body")
+    # msgspec 0.23 reports bad UTF-8 itself, earlier releases let Litestar's handler do it
+    assert detail(r).startswith(("unreadable body", "Invalid UTF-8"))
 
 
 @pytest.mark.parametrize(
@@ -97,8 +99,8 @@ def test_a_refused_preflight_is_json(settings: Settings) -> None:
         assert ok.headers["access-control-allow-origin"] == "https://shop.example"
 
 
-def test_the_dashboard_page_refuses_in_json(client: TestClient) -> None:
-    r = client.get("/dashboard", params={"token": "wrong"})
+def test_the_dashboard_api_refuses_in_json(client: TestClient) -> None:
+    r = client.get("/dashboard/api/lag", headers={"authorization": "Bearer wrong"})
     assert r.status_code == 401
     assert r.headers["content-type"].startswith("application/json")
     detail(r)

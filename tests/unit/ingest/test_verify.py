@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pydantic import SecretStr
 
+from ingest.verify import nowpayments
 from ingest.verify.base import SignatureError, Verifier
 from ingest.verify.jwt import JwtKeySpec, JwtVerifier
 from ingest.verify.nowpayments import NowPaymentsVerifier, canonical_forms
@@ -289,10 +290,44 @@ def test_nowpayments_node_number_format() -> None:
     assert node_form == b'{"a":0.00005,"b":1e-7,"c":5,"d":1e+21,"e":100}'
 
 
-@pytest.mark.parametrize("body", [b"", b"not json", b'{"a":NaN}', b"\xff\xfe{", b"[" * 100_000])
+@pytest.mark.parametrize("body", [b"", b"not json", b'{"a":NaN}', b"\xff\xfe{", b"[" * 1000])
 def test_nowpayments_body_that_is_not_json_cannot_be_verified(body: bytes) -> None:
     headers = {"x-nowpayments-sig": "0" * 128}
     assert refused(verifiers()["nowpayments"], body, headers) == "body is not JSON, cannot verify"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000,
+        b"[" + b",".join([b"1.5e3"] * 40_000) + b"]",
+        b'{"a":"' + b"z" * (nowpayments.MAX_BYTES) + b'"}',
+        b'{"k":"' + b":" * nowpayments.MAX_VALUES + b'"}',
+    ],
+)
+def test_nowpayments_bounds_the_work_before_the_signature(body: bytes) -> None:
+    """Too large or too many values: 413 before any parsing, in well under a millisecond."""
+    headers = {"x-nowpayments-sig": "0" * 128}
+    started = time.perf_counter()
+    with pytest.raises(SignatureError) as caught:
+        verifiers()["nowpayments"].verify(body, headers)
+    assert time.perf_counter() - started < 0.005
+    assert caught.value.status == 413 and caught.value.reason == nowpayments.TOO_BIG
+
+
+def test_nowpayments_builds_the_node_form_only_when_the_python_form_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[bytes] = []
+    real = nowpayments.js_form
+    monkeypatch.setattr(nowpayments, "js_form", lambda b: calls.append(b) or real(b))
+    v = NowPaymentsVerifier(["k"])
+    body = b'{"b":1,"a":"x"}'
+    python_sig = hmac.new(b"k", nowpayments.python_form(body), hashlib.sha512).hexdigest()
+    v.verify(body, {"x-nowpayments-sig": python_sig})
+    assert calls == []
+    v.verify(NODE_BODY.encode(), {"x-nowpayments-sig": NODE_SIG})
+    assert calls == [NODE_BODY.encode()]
 
 
 # ---- CoinPayments -----------------------------------------------------------------------------
