@@ -154,7 +154,7 @@ def _key(provider: str, body: bytes) -> str:
     """The payment the webhook is about, its partition key; empty if the body does not say."""
     try:
         return payment_key(provider, KIND_WEBHOOK, body)
-    except ValueError:  # NormalizeError, and anything unreadable: streams dead-letters it
+    except Exception:  # a body the normalizer cannot read either: streams dead-letters it
         return ""
 
 
