@@ -7,7 +7,7 @@ RUN_DIR ?= .run
 export PIPELINE_RUN_DIR := $(RUN_DIR)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lock up down status run test test-unit test-integration chaos bench loadgen lint format
+.PHONY: help setup lock up down status restart run test test-unit test-integration chaos bench loadgen lint format
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -28,14 +28,18 @@ lock: ## re-resolve requirements.lock (hashes) from pyproject.toml after changin
 	$(RUN_DIR)/uv/bin/uv pip compile pyproject.toml deploy/build-requirements.in \
 	  --extra stack --extra dev --generate-hashes --python-version 3.11 -o requirements.lock
 
-up: setup ## start the whole local stack in the background; writes .run/stack.env
+up: setup ## start the local stack in the background (.run/stack.env), or restart its parts that are down
 	$(PY) -m stack.cli up
 
 down: ## stop the local stack
 	@if [ -x $(PY) ]; then $(PY) -m stack.cli down; fi
 
-status: setup ## show each part of the stack: alive, start time, memory
+status: setup ## show each part of the stack: up or down, since when, memory, ports
 	$(PY) -m stack.cli status
+
+restart: setup ## restart one part on its old ports, the rest keep running: make restart PART=streams
+	@test -n "$(PART)" || { echo "make restart: name the part, e.g. make restart PART=streams"; exit 2; }
+	$(PY) -m stack.cli restart $(PART)
 
 run: setup ## the main job: the stack, a burst of signed webhooks, a summary of what landed
 	$(PY) -m stack.demo

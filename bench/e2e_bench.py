@@ -159,7 +159,7 @@ def bench(settings: Settings, rate: float = 1000.0, seconds: int = 60) -> dict[s
         "rss_mib": rss,
         "cores_busy": busy,
         "drain_s": round(drain, 1),
-        "start_s": {n: s for n, _, s, _, _ in status},
+        "start_s": {r.name: r.start_s for r in status},
     }
 
 

@@ -38,7 +38,7 @@ app = typer.Typer(
 )
 dlq_app = typer.Typer(help="Inspect dead letters and send chosen ones back.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
-app.add_typer(stack_cli, name="stack", help="Run the local stack: up, down, status.")
+app.add_typer(stack_cli, name="stack", help="Run the local stack: up, down, status, restart PART.")
 console = Console(stderr=True)
 RUN_DIR = Path(os.environ.get("PIPELINE_RUN_DIR", ".run"))
 

@@ -1,8 +1,10 @@
-"""``pipeline-stack up | down | status``: the local stack from the command line."""
+"""``pipeline-stack up | down | status | restart PART``: the local stack from the command line
+(also ``pipeline stack ...``)."""
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import typer
@@ -17,19 +19,51 @@ cli = typer.Typer(
     add_completion=False,
 )
 RUN_DIR = Path(os.environ.get("PIPELINE_RUN_DIR", ".run"))
+PARTS = ", ".join((*launcher.INFRA, *launcher.SERVICES))
+
+
+def clock(epoch: float) -> str:
+    """A wall-clock time as HH:MM:SS (local time), or '?' when unknown."""
+    return time.strftime("%H:%M:%S", time.localtime(epoch)) if epoch else "?"
+
+
+def describe(report: launcher.UpReport) -> list[str]:
+    """What ``up`` did, in a few lines: started, restarted or reused, and since when."""
+    parts = report.info.parts
+    if report.fresh:
+        return [f"started the stack: {', '.join(report.started)}"] + [
+            f"  {n:<11} ready in {parts[n].start_s:6.2f} s  pid {parts[n].pid}"
+            for n in report.started
+        ]
+    since = min((parts[n].started_at for n in report.running if parts[n].started_at), default=0)
+    kept = f"{', '.join(report.running)} kept running (up since {clock(since)})"
+    if not report.started:
+        return [f"reused the running stack: every part was up (since {clock(since)})"]
+    which = ", ".join(report.started)
+    lines = [
+        f"restarted {which} on its old ports (it was down)"
+        if len(report.started) == 1
+        else f"restarted {which} on their old ports (they were down)"
+    ]
+    lines += [
+        f"  {n:<11} ready in {parts[n].start_s:6.2f} s  pid {parts[n].pid}" for n in report.started
+    ]
+    return [*lines, kept if report.running else "every part was down; addresses unchanged"]
 
 
 @cli.command()
 def up(run_dir: Path = RUN_DIR, infra_only: bool = False) -> None:
-    """Start the whole stack in the background and wait until every part answers."""
+    """Start the stack in the background, or restart only its parts that are down (on their
+    old ports), and wait until every part answers."""
     try:
-        info = launcher.up(run_dir, load_settings(), services_too=not infra_only)
+        report = launcher.ensure_up(run_dir, load_settings(), services_too=not infra_only)
     except (StartError, ConfigError) as exc:
         typer.echo(f"stack up: {exc}", err=True)
         raise typer.Exit(1) from None
-    for name, part in info.parts.items():
-        typer.echo(f"{name:<11} ready in {part.start_s:6.2f} s  pid {part.pid}")
-    typer.echo(f"wrote {run_dir / 'stack.env'}")
+    for line in describe(report):
+        typer.echo(line)
+    verb = "wrote" if report.fresh else "unchanged:"
+    typer.echo(f"{verb} {run_dir / 'stack.env'}")
 
 
 @cli.command()
@@ -40,15 +74,41 @@ def down(run_dir: Path = RUN_DIR) -> None:
 
 
 @cli.command()
+def restart(
+    part: str = typer.Argument(..., help=f"one of {PARTS}"), run_dir: Path = RUN_DIR
+) -> None:
+    """Restart one part on its old ports (the rest keep running) and wait until it answers."""
+    if part not in (*launcher.INFRA, *launcher.SERVICES):
+        typer.echo(f"stack restart: no part {part!r}; one of {PARTS}", err=True)
+        raise typer.Exit(1)
+    try:
+        seconds = launcher.restart_part(run_dir, part)
+    except StartError as exc:
+        typer.echo(f"stack restart: {str(exc).splitlines()[0]}", err=True)
+        raise typer.Exit(1) from None
+    info = launcher.StackInfo.load(run_dir.resolve())
+    pid = info.parts[part].pid if info else 0
+    typer.echo(f"restarted {part}: ready in {seconds:.2f} s, pid {pid}, on its old ports")
+
+
+@cli.command()
 def status(run_dir: Path = RUN_DIR) -> None:
-    """Show each part: alive, start time, resident memory."""
+    """Show each part: up or down, since when, start time, memory, where it listens."""
     rows = launcher.status(run_dir)
     if not rows:
-        typer.echo("the stack is not running")
-        raise typer.Exit(1)
-    for name, alive, start_s, rss, port in rows:
-        state = "up" if alive else "DOWN"
-        typer.echo(f"{name:<11} {state:<5} start {start_s:6.2f} s  rss {rss:7.1f} MiB  port {port}")
+        typer.echo("the stack is not running (make up starts it)")
+        return
+    for r in rows:
+        state = "up" if r.alive else "DOWN"
+        since = f"since {clock(r.started_at):<8}" if r.alive else ""
+        typer.echo(
+            f"{r.name:<11} {state:<5} {since:<14}  ready in {r.start_s:6.2f} s  "
+            f"rss {r.rss_mb:7.1f} MiB  {r.listens}"
+        )
+    if down_parts := [r.name for r in rows if not r.alive]:
+        typer.echo(
+            f"down: {', '.join(down_parts)}; `make up` restarts only these, on their old ports"
+        )
 
 
 def main() -> None:

@@ -1,8 +1,10 @@
 """``make run``: the stack, a burst of realistic signed webhooks, and what landed where.
 
-Starts (or reuses) the local stack, sends every provider's webhooks shuffled and with
-redeliveries, waits until Postgres and ClickHouse hold the expected end state, and prints a
-summary with latencies. Exits non-zero, with one line, if anything did not land.
+Starts the local stack, or reuses the running one (restarting only parts that are down), and
+says which. Sends every provider's webhooks shuffled and with redeliveries, waits until the
+stream worker and both sinks have committed up to the end of their topics (stack/drain.py),
+then counts Postgres and ClickHouse once and prints a summary with latencies. Exits 0 exactly
+when every webhook landed as expected; otherwise non-zero with one line on stderr.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import clickhouse_connect
@@ -24,10 +27,12 @@ from rich.table import Table
 from pipeline.settings import ConfigError, Settings, load_settings
 from pipeline.traffic import PROVIDERS, Payment, Request, payments, requests
 from stack import launcher
+from stack.cli import describe
+from stack.drain import NotDrained, pipeline_groups, wait_drained
 from stack.errors import StartError
 
 RUN_DIR = Path(os.environ.get("PIPELINE_RUN_DIR", ".run"))
-console = Console()
+console = Console(soft_wrap=True)  # long lines stay whole in a log
 
 
 async def send_all(
@@ -51,25 +56,6 @@ async def send_all(
     return codes, latencies
 
 
-async def wait_landed(dsn: str, pays: list[Payment], timeout: float) -> dict[tuple[str, str], str]:
-    want = {(p.provider, p.external_id): p.expected_status for p in pays}
-    conn = await asyncpg.connect(dsn)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            rows = await conn.fetch(
-                "SELECT provider, external_id, status FROM transactions "
-                "WHERE external_id = ANY($1::text[])",
-                [p.external_id for p in pays],
-            )
-            got = {(r["provider"], r["external_id"]): r["status"] for r in rows}
-            if all(got.get(k) == v for k, v in want.items()) or time.monotonic() > deadline:
-                return got
-            await asyncio.sleep(0.5)
-    finally:
-        await conn.close()
-
-
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -80,13 +66,69 @@ def pct(values: list[float], q: float) -> float:
     )
 
 
-async def main_async(settings: Settings, count: int) -> int:
-    console.print(
-        "[bold]Starting the local stack[/] (Kafka, Postgres, ClickHouse, ingest, streams, sinks)"
+async def landed(
+    dsn: str, ch_url: str, pays: list[Payment]
+) -> tuple[dict[tuple[str, str], str], Counter[str], Counter[str]]:
+    """What Postgres and ClickHouse hold for these payments: each payment's status, and the
+    distinct events per provider in each."""
+    ids = [p.external_id for p in pays]
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT provider, external_id, status FROM transactions "
+            "WHERE external_id = ANY($1::text[])",
+            ids,
+        )
+        pg_events = await conn.fetch(
+            "SELECT provider, count(*) AS n FROM transaction_events "
+            "WHERE external_id = ANY($1::text[]) GROUP BY provider",
+            ids,
+        )
+    finally:
+        await conn.close()
+    ch = clickhouse_connect.get_client(dsn=ch_url)
+    ch_events = ch.query(
+        "SELECT provider, count() FROM payment_events FINAL "
+        "WHERE external_id IN {ids:Array(String)} GROUP BY provider",
+        parameters={"ids": ids},
+    ).result_rows
+    return (
+        {(r["provider"], r["external_id"]): r["status"] for r in rows},
+        Counter({str(r["provider"]): int(r["n"]) for r in pg_events}),
+        Counter({str(prov): int(n) for prov, n in ch_events}),
     )
-    info = launcher.up(RUN_DIR, settings)
-    for name, part in info.parts.items():
-        console.print(f"  {name:<11} ready in {part.start_s:5.2f} s")
+
+
+async def latencies(dsn: str, ch_url: str, ids: list[str]) -> tuple[list[float], Any]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        e2e = await conn.fetch(
+            "SELECT extract(epoch FROM written_at - updated_at) AS s FROM transactions "
+            "WHERE external_id = ANY($1::text[])",
+            ids,
+        )
+    finally:
+        await conn.close()
+    ch = clickhouse_connect.get_client(dsn=ch_url)
+    ch_lat = ch.query(
+        "SELECT quantile(0.5)(dateDiff('millisecond', received_at, processed_at)), "
+        "quantile(0.99)(dateDiff('millisecond', received_at, processed_at)) FROM payment_events "
+        "WHERE external_id IN {ids:Array(String)}",
+        parameters={"ids": ids},
+    ).result_rows[0]
+    return [float(r["s"]) for r in e2e], ch_lat
+
+
+def describe_stack(report: launcher.UpReport) -> None:
+    for i, line in enumerate(describe(report)):
+        console.print(f"[bold]{line}[/]" if i == 0 else line, highlight=False)
+
+
+async def main_async(settings: Settings, count: int) -> int:
+    console.print("The local stack (Kafka, Postgres, ClickHouse, ingest, streams, sinks):")
+    report = launcher.ensure_up(RUN_DIR, settings)
+    describe_stack(report)
+    info = report.info
     seed = int(time.time()) % 100_000
     pays = payments(count, seed=seed)
     reqs = requests(pays, settings.providers, seed=seed)
@@ -97,31 +139,16 @@ async def main_async(settings: Settings, count: int) -> int:
     t0 = time.perf_counter()
     codes, lat = await send_all(info.ingest_url, reqs)
     elapsed = time.perf_counter() - t0
-    got = await wait_landed(info.postgres_dsn, pays, timeout=90)
-    ids = [p.external_id for p in pays]
-    conn = await asyncpg.connect(info.postgres_dsn)
-    e2e = await conn.fetch(
-        "SELECT extract(epoch FROM written_at - updated_at) AS s FROM transactions "
-        "WHERE external_id = ANY($1::text[])",
-        ids,
+    timeout = float(os.environ.get("DEMO_DRAIN_TIMEOUT_S", "120"))
+    try:
+        waited = await wait_drained(info.kafka_bootstrap, pipeline_groups(settings), timeout)
+    except NotDrained as exc:
+        return fail(f"the pipeline did not take in the burst: {exc}")
+    console.print(
+        f"Drained {waited:.2f} s after the last answer: the stream worker and both sinks "
+        "committed up to the end offsets of their topics"
     )
-    await conn.close()
-    ch = clickhouse_connect.get_client(dsn=info.clickhouse_url)
-    ch_counts: dict[str, int] = {
-        str(prov): int(n)
-        for prov, n in ch.query(
-            "SELECT provider, count() FROM payment_events FINAL "
-            "WHERE external_id IN {ids:Array(String)} "
-            "GROUP BY provider",
-            parameters={"ids": ids},
-        ).result_rows
-    }
-    ch_lat = ch.query(
-        "SELECT quantile(0.5)(dateDiff('millisecond', received_at, processed_at)), "
-        "quantile(0.99)(dateDiff('millisecond', received_at, processed_at)) FROM payment_events "
-        "WHERE external_id IN {ids:Array(String)}",
-        parameters={"ids": ids},
-    ).result_rows[0]
+    got, pg_events, ch_events = await landed(info.postgres_dsn, info.clickhouse_url, pays)
 
     table = Table(title="What landed where")
     for col in (
@@ -130,26 +157,23 @@ async def main_async(settings: Settings, count: int) -> int:
         "webhooks sent",
         "202",
         "Postgres rows right",
+        "Postgres events",
         "ClickHouse events",
         "events expected",
     ):
         table.add_column(col, justify="right")
-    ok = True
     for prov in PROVIDERS:
         mine = [p for p in pays if p.provider == prov]
-        sent = sum(1 for r in reqs if r.provider == prov)
         right = sum(1 for p in mine if got.get((prov, p.external_id)) == p.expected_status)
-        events = sum(len(p.events) for p in mine)
-        ch_n = ch_counts.get(prov, 0)
-        ok &= right == len(mine) and ch_n == events
         table.add_row(
             prov,
             str(len(mine)),
-            str(sent),
+            str(sum(1 for r in reqs if r.provider == prov)),
             str(codes.get((prov, 202), 0)),
             str(right),
-            str(ch_n),
-            str(events),
+            str(pg_events[prov]),
+            str(ch_events[prov]),
+            str(sum(len(p.events) for p in mine)),
         )
     console.print(table)
     accepted = sum(n for (_, code), n in codes.items() if code == 202)
@@ -163,7 +187,9 @@ async def main_async(settings: Settings, count: int) -> int:
     console.print(
         f"ingest 202 latency: p50 {pct(lat, 50) * 1000:.1f} ms, p99 {pct(lat, 99) * 1000:.1f} ms"
     )
-    s = [float(r["s"]) for r in e2e]
+    s, ch_lat = await latencies(
+        info.postgres_dsn, info.clickhouse_url, [p.external_id for p in pays]
+    )
     console.print(
         f"ingest -> Postgres row (last event): p50 {pct(s, 50) * 1000:.0f} ms, "
         f"p99 {pct(s, 99) * 1000:.0f} ms"
@@ -171,19 +197,35 @@ async def main_async(settings: Settings, count: int) -> int:
     console.print(
         f"ingest -> processed (ClickHouse): p50 {ch_lat[0]:.0f} ms, p99 {ch_lat[1]:.0f} ms"
     )
-    ok &= accepted == len(reqs)
     console.print(
         f"Stack still running: stop it with [bold]make down[/]. "
         f"Addresses in {RUN_DIR / 'stack.env'}"
     )
     if settings.api.tokens or settings.dashboard.token.get_secret_value():
-        console.print(f"Dashboard: {info.ingest_url}/dashboard/ (sign in with an [api] token)")
+        console.print(
+            f"Dashboard: {info.ingest_url}/dashboard/ (sign in with an [api] token)", markup=False
+        )
     console.print("One payment's journey: .venv/bin/pipeline inspect PROVIDER EXTERNAL_ID")
-    if not ok:
-        console.print("[red]run: not every webhook landed as expected[/]")
-        return 1
-    console.print("[green]every webhook landed: Postgres and ClickHouse hold the expected state[/]")
-    return 0
+    events = sum(len(p.events) for p in pays)
+    right = sum(1 for p in pays if got.get((p.provider, p.external_id)) == p.expected_status)
+    pg_n, ch_n = sum(pg_events.values()), sum(ch_events.values())
+    if accepted == len(reqs) and right == len(pays) and pg_n == events and ch_n == events:
+        console.print(
+            f"[green]every webhook landed: {right} payments in their expected status in "
+            f"Postgres, {events} distinct events in Postgres and in ClickHouse[/]"
+        )
+        return 0
+    return fail(
+        f"not every webhook landed as expected: {accepted}/{len(reqs)} webhooks accepted, "
+        f"{right}/{len(pays)} payments in their expected status in Postgres, "
+        f"{pg_n}/{events} events in Postgres, {ch_n}/{events} in ClickHouse"
+    )
+
+
+def fail(why: str) -> int:
+    """The one line that says why the run failed (stderr), and the exit status."""
+    print(f"run: {why}", file=sys.stderr)
+    return 1
 
 
 def main() -> None:
@@ -191,8 +233,10 @@ def main() -> None:
         settings = load_settings()
         count = int(os.environ.get("DEMO_PAYMENTS", "300"))
         sys.exit(asyncio.run(main_async(settings, count)))
-    except (ConfigError, StartError) as exc:
+    except ConfigError as exc:
         sys.exit(f"run: {exc}")
+    except StartError as exc:
+        sys.exit(f"run: {exc.part} failed to start: {exc.why} (its log: {RUN_DIR}/logs)")
 
 
 if __name__ == "__main__":

@@ -2,12 +2,13 @@
 
 Every part runs on a free port on 127.0.0.1 with its data under the run folder (``.run/``).
 ``up`` waits until each part answers and writes ``stack.env``; ``down`` stops all of it.
+A stack already running is reused: ``up`` restarts only the parts that are down, on their old
+ports, so ``stack.env`` stays true (docs/decisions/0021).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -15,67 +16,25 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from pydantic import BaseModel
 
-from pipeline.settings import Settings
+from pipeline.settings import IngestSettings, Settings, SinkSettings, StreamsSettings
 from stack import proc, services
 from stack.errors import StartError
+from stack.info import Part as Part  # re-exported: callers use launcher.Part, .StackInfo
+from stack.info import StackInfo as StackInfo
+from stack.info import status as status
 from streams import READY_LINE
 
 logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # its connect retries while we poll
 
 INFRA = ("kafka", "postgres", "clickhouse")
 SERVICES = ("ingest", "streams", "sinks")
-
-
-@dataclass
-class Part:
-    name: str
-    pid: int
-    port: int = 0
-    port2: int = 0
-    start_s: float = 0.0
-    log: str = ""
-
-
-@dataclass
-class StackInfo:
-    run_dir: str
-    kafka_bootstrap: str
-    postgres_dsn: str
-    clickhouse_url: str
-    ingest_url: str
-    parts: dict[str, Part] = field(default_factory=dict)
-
-    def env(self) -> dict[str, str]:
-        """What the project's processes and tools need to find the stack."""
-        return {
-            "KAFKA_BOOTSTRAP": self.kafka_bootstrap,
-            "POSTGRES_DSN": self.postgres_dsn,
-            "CLICKHOUSE_URL": self.clickhouse_url,
-            "INGEST_URL": self.ingest_url,
-            "PIPELINE_KAFKA__BOOTSTRAP": self.kafka_bootstrap,
-            "PIPELINE_POSTGRES__DSN": self.postgres_dsn,
-            "PIPELINE_CLICKHOUSE__URL": self.clickhouse_url,
-        }
-
-    def save(self) -> None:
-        run = Path(self.run_dir)
-        (run / "stack.json").write_text(json.dumps(asdict(self), indent=2))
-        (run / "stack.env").write_text("".join(f"{k}={v}\n" for k, v in self.env().items()))
-
-    @classmethod
-    def load(cls, run_dir: Path) -> StackInfo | None:
-        try:
-            doc = json.loads((run_dir / "stack.json").read_text())
-        except (OSError, ValueError):
-            return None
-        doc["parts"] = {k: Part(**v) for k, v in doc["parts"].items()}
-        return cls(**doc)
 
 
 async def create_topics(bootstrap: str, settings: Settings) -> None:
@@ -110,14 +69,74 @@ def _log_says(log: Path, text: str) -> bool:
     return log.exists() and text in log.read_text(errors="replace")
 
 
+@dataclass
+class UpReport:
+    """What ``ensure_up`` did: a new stack (``fresh``), or which parts it restarted on their
+    old ports and which it found running and left alone."""
+
+    info: StackInfo
+    fresh: bool
+    started: list[str]
+    running: list[str]
+
+
 def up(run_dir: Path, settings: Settings, services_too: bool = True) -> StackInfo:
     """Start everything not already running; return where each part listens."""
+    return ensure_up(run_dir, settings, services_too).info
+
+
+def ensure_up(run_dir: Path, settings: Settings, services_too: bool = True) -> UpReport:
+    """Reuse a running stack, restarting only its parts that are down on their old ports, or
+    start a new one. A stack whose every part is down and whose old ports are taken starts
+    anew on new ports."""
     run_dir = run_dir.resolve()
     current = StackInfo.load(run_dir)
-    if current and all(proc.alive(p.pid) for p in current.parts.values()):
-        return current
-    if current:
+    wanted = (*INFRA, *SERVICES) if services_too else INFRA
+    if current is not None:
+        running = [n for n, p in current.parts.items() if proc.alive(p.pid)]
+        dead = [n for n in wanted if n not in running]
+        if running or not _ports_taken(current, dead, grace=3):
+            _restart_dead(current, settings, dead)
+            return UpReport(current, fresh=False, started=dead, running=running)
         down(run_dir)
+    info = _start_new(run_dir, settings, services_too)
+    return UpReport(info, fresh=True, started=list(info.parts), running=[])
+
+
+def _ports_taken(info: StackInfo, names: list[str], grace: float = 5.0) -> list[str]:
+    """Of these parts, those whose old port something else still listens on after ``grace``
+    seconds (a part killed a moment ago may hold its port until it has fully exited)."""
+    deadline = time.monotonic() + grace
+    while True:
+        taken = [
+            f"{n} (port {port})"
+            for n in names
+            if n in info.parts
+            for port in info.parts[n].ports()
+            if proc.port_open(port)
+        ]
+        if not taken or time.monotonic() > deadline:
+            return taken
+        time.sleep(0.2)
+
+
+def _restart_dead(info: StackInfo, settings: Settings, dead: list[str]) -> None:
+    """Start each part that is down on its old ports, upstream first; every part answers."""
+    if taken := _ports_taken(info, dead):
+        raise StartError(
+            dead[0],
+            f"old port taken by another process: {', '.join(taken)}; "
+            "`make down && make up` starts the stack on new ports",
+        )
+    for name in dead:
+        _start_one(info, name)
+        if name == "kafka":
+            proc.run_sync(lambda: create_topics(info.kafka_bootstrap, settings))
+    info.parts = {n: info.parts[n] for n in (*INFRA, *SERVICES) if n in info.parts}
+    info.save()
+
+
+def _start_new(run_dir: Path, settings: Settings, services_too: bool) -> StackInfo:
     run_dir.mkdir(parents=True, exist_ok=True)
     kafka_port, ctl_port, pg_port, ch_port, ingest_port = (proc.free_port() for _ in range(5))
     info = StackInfo(
@@ -162,8 +181,9 @@ def _ready_check(info: StackInfo, name: str, log: Path) -> Callable[[], bool]:
     return checks[name]
 
 
-def _service_env(info: StackInfo) -> dict[str, str]:
-    # the Prometheus ports of the services are their parts' port2
+def service_env(info: StackInfo) -> dict[str, str]:
+    """The environment of a service process of this stack (tests start extra workers with it)."""
+    # the Prometheus ports of the services that have one are their parts' port2
     metrics = {
         f"PIPELINE_{name.upper()}__METRICS_PORT": str(info.parts[name].port2)
         for name in SERVICES
@@ -185,7 +205,7 @@ def _spawn(info: StackInfo, name: str) -> subprocess.Popen[bytes]:
         child = proc.spawn(_infra_command(info, name), log, cwd=services.REPO)
     else:
         cmd = [sys.executable, "-m", f"{name}.main"]
-        child = proc.spawn(cmd, log, env=_service_env(info), cwd=services.REPO)
+        child = proc.spawn(cmd, log, env=service_env(info), cwd=services.REPO)
     info.parts[name].pid, info.parts[name].log = child.pid, str(log)
     return child
 
@@ -200,7 +220,7 @@ def _start_infra(info: StackInfo, ports: dict[str, tuple[int, int]]) -> None:
         part = info.parts[name]
         check = _ready_check(info, name, Path(part.log))
         proc.wait_until(name, check, children[name], Path(part.log), timeout=90)
-        part.start_s = round(time.monotonic() - started, 2)
+        part.start_s, part.started_at = round(time.monotonic() - started, 2), time.time()
 
 
 def start_part(run_dir: Path, name: str, timeout: float = 120) -> float:
@@ -208,14 +228,35 @@ def start_part(run_dir: Path, name: str, timeout: float = 120) -> float:
     info = StackInfo.load(run_dir.resolve())
     if info is None:
         raise StartError(name, "the stack is not running")
-    part = info.parts.setdefault(name, Part(name, 0))
+    return _start_one(info, name, timeout)
+
+
+def _start_one(info: StackInfo, name: str, timeout: float = 120) -> float:
+    if name not in info.parts:  # a service of a stack started without them (--infra-only)
+        port = int(info.ingest_url.rsplit(":", 1)[1]) if name == "ingest" else 0
+        info.parts[name] = Part(name, 0, port, proc.free_port() if _has_metrics_port(name) else 0)
+    part = info.parts[name]
     started = time.monotonic()
     child = _spawn(info, name)
+    info.save()  # the new pid, before the wait: a failed start is stopped by ``down``
     check = _ready_check(info, name, Path(part.log))
     proc.wait_until(name, check, child, Path(part.log), timeout=timeout)
-    part.start_s = round(time.monotonic() - started, 2)
+    part.start_s, part.started_at = round(time.monotonic() - started, 2), time.time()
     info.save()
     return part.start_s
+
+
+def restart_part(run_dir: Path, name: str, timeout: float = 120) -> float:
+    """Stop one part if it runs (SIGTERM), start it again on its old ports; seconds it took."""
+    if name not in (*INFRA, *SERVICES):
+        raise StartError(name, f"no such part; one of {', '.join((*INFRA, *SERVICES))}")
+    info = StackInfo.load(run_dir.resolve())
+    if info is None or name not in info.parts:
+        raise StartError(name, "the stack is not running (make up starts it)")
+    proc.stop(info.parts[name].pid)
+    if taken := _ports_taken(info, [name]):
+        raise StartError(name, f"old port taken by another process: {', '.join(taken)}")
+    return start_part(run_dir, name, timeout)
 
 
 def stop_part(run_dir: Path, name: str, sig: int = signal.SIGTERM) -> None:
@@ -230,15 +271,19 @@ def stop_part(run_dir: Path, name: str, sig: int = signal.SIGTERM) -> None:
     proc.stop(pid)
 
 
+def _has_metrics_port(name: str) -> bool:
+    """Whether this service's settings have a Prometheus port of its own."""
+    groups: dict[str, type[BaseModel]] = {
+        "ingest": IngestSettings,
+        "streams": StreamsSettings,
+        "sinks": SinkSettings,
+    }
+    return "metrics_port" in groups[name].model_fields
+
+
 def _start_services(info: StackInfo) -> None:
     for name in SERVICES:
-        started = time.monotonic()
-        port = int(info.ingest_url.rsplit(":", 1)[1]) if name == "ingest" else 0
-        info.parts[name] = Part(name, 0, port, proc.free_port())
-        child = _spawn(info, name)
-        log = Path(info.parts[name].log)
-        proc.wait_until(name, _ready_check(info, name, log), child, log, timeout=120)
-        info.parts[name].start_s = round(time.monotonic() - started, 2)
+        _start_one(info, name)
 
 
 def down(run_dir: Path) -> list[str]:
@@ -252,14 +297,3 @@ def down(run_dir: Path) -> list[str]:
     (run_dir / "stack.json").unlink(missing_ok=True)
     (run_dir / "stack.env").unlink(missing_ok=True)
     return order
-
-
-def status(run_dir: Path) -> list[tuple[str, bool, float, float, int]]:
-    """(part, alive, start seconds, resident MiB, port) for each part."""
-    info = StackInfo.load(run_dir.resolve())
-    if info is None:
-        return []
-    return [
-        (p.name, proc.alive(p.pid), p.start_s, proc.rss_mb(p.pid), p.port)
-        for p in info.parts.values()
-    ]

@@ -8,6 +8,7 @@ import pwd
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -156,10 +157,28 @@ def postgres_home(run_home: Path) -> Path:
     return home
 
 
+def wait_postmaster_gone(data: Path, timeout: float = 20.0) -> None:
+    """A postmaster killed a moment ago exists until it is reaped, and a new server refuses to
+    start on its data folder until then ("lock file postmaster.pid already exists")."""
+    try:
+        pid = int((data / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() != "postgres":
+                return  # gone, or the pid now belongs to another program
+        except OSError:
+            return
+        time.sleep(0.1)
+
+
 def postgres_command(run_home: Path, port: int) -> list[str]:
     """initdb once (as the postgres user when we are root); the server's command line."""
     home = postgres_home(run_home)
     data = home / "data"
+    wait_postmaster_gone(data)
     if not (data / "PG_VERSION").exists():
         home.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:

@@ -1,8 +1,14 @@
-"""The launcher itself: stack.env, a clean stop, and a clear error when a part cannot start."""
+"""The launcher itself: stack.env, a clean stop, a clear error when a part cannot start; a
+running stack reused with only its dead parts restarted on their old ports; one part restarted
+on demand; ``make status`` with the real ports, and with no stack."""
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -62,3 +68,130 @@ def test_a_child_that_dies_at_once_fails_fast(tmp_path: Path) -> None:
     with pytest.raises(StartError) as err:
         proc.wait_until("kafka", lambda: False, child, log, timeout=30)
     assert "code 3" in err.value.why and "boom: no jar" in err.value.log_tail
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        capture_output=True,
+        text=True,
+        cwd=services.REPO,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+        check=False,
+    )
+
+
+def make(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["make", "--no-print-directory", *args],
+        capture_output=True,
+        text=True,
+        cwd=services.REPO,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_up_restarts_only_the_parts_that_are_down_on_their_old_ports(
+    tmp_path: Path, settings: Settings
+) -> None:
+    run = tmp_path / "run"
+    first = launcher.ensure_up(run, settings, services_too=False)
+    assert first.fresh and first.started == ["kafka", "postgres", "clickhouse"]
+    env = (run / "stack.env").read_text()
+    pids = {n: p.pid for n, p in first.info.parts.items()}
+    try:
+        launcher.stop_part(run, "postgres", signal.SIGKILL)
+        again = launcher.ensure_up(run, settings, services_too=False)
+        assert not again.fresh
+        assert again.started == ["postgres"] and again.running == ["kafka", "clickhouse"]
+        parts = again.info.parts
+        assert parts["kafka"].pid == pids["kafka"]
+        assert parts["clickhouse"].pid == pids["clickhouse"]
+        assert parts["postgres"].pid != pids["postgres"] and proc.alive(parts["postgres"].pid)
+        assert services.postgres_ready(parts["postgres"].port)
+        assert (run / "stack.env").read_text() == env  # every address as it was
+
+        # every part down (a crash, a reboot): all of them back on their old ports
+        for name in launcher.INFRA:
+            launcher.stop_part(run, name, signal.SIGKILL)
+        third = launcher.ensure_up(run, settings, services_too=False)
+        assert not third.fresh and third.started == ["kafka", "postgres", "clickhouse"]
+        assert (run / "stack.env").read_text() == env
+        assert services.http_ok(f"{third.info.clickhouse_url}/ping", "Ok.")
+
+        # a part whose old port another process took meanwhile: said so, nothing else moves
+        launcher.stop_part(run, "clickhouse", signal.SIGKILL)
+        ch_port = third.info.parts["clickhouse"].port
+        with socket.socket() as squatter:
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            squatter.bind(("127.0.0.1", ch_port))
+            squatter.listen()
+            with pytest.raises(StartError) as err:
+                launcher.ensure_up(run, settings, services_too=False)
+        assert f"clickhouse (port {ch_port})" in str(err.value)
+        assert "make down && make up" in str(err.value)
+        assert (run / "stack.env").read_text() == env
+    finally:
+        launcher.down(run)
+
+
+def test_a_dead_service_comes_back_alone_and_restart_restarts_one_part(
+    stack: launcher.StackInfo, settings: Settings
+) -> None:
+    run = Path(stack.run_dir)
+    before = launcher.StackInfo.load(run)
+    assert before is not None
+    env = (run / "stack.env").read_text()
+    launcher.stop_part(run, "sinks", signal.SIGKILL)
+    report = launcher.ensure_up(run, settings)
+    assert report.started == ["sinks"]
+    assert report.running == ["kafka", "postgres", "clickhouse", "ingest", "streams"]
+    after = report.info.parts
+    for name in report.running:
+        assert after[name].pid == before.parts[name].pid, name
+    assert after["sinks"].pid != before.parts["sinks"].pid
+    assert after["sinks"].port2 == before.parts["sinks"].port2
+    assert services.http_ok(f"http://127.0.0.1:{after['sinks'].port2}/metrics")
+    assert (run / "stack.env").read_text() == env
+
+    # one part on demand, through make: `make restart PART=streams`
+    done = make("restart", "PART=streams", f"RUN_DIR={run}")
+    assert done.returncode == 0, done.stderr
+    assert "restarted streams: ready in" in done.stdout and "on its old ports" in done.stdout
+    now = launcher.StackInfo.load(run)
+    assert now is not None
+    assert now.parts["streams"].pid != after["streams"].pid
+    assert now.parts["streams"].port2 == after["streams"].port2
+    assert all(now.parts[n].pid == after[n].pid for n in now.parts if n != "streams")
+    assert services.http_ok(f"http://127.0.0.1:{now.parts['streams'].port2}/metrics")
+    assert (run / "stack.env").read_text() == env
+
+    bad = cli("stack.cli", "restart", "zookeeper", "--run-dir", str(run))
+    assert bad.returncode == 1
+    assert bad.stderr.strip() == (
+        "stack restart: no part 'zookeeper'; one of kafka, postgres, clickhouse, ingest, "
+        "streams, sinks"
+    )
+
+
+def test_status_shows_the_metrics_ports_and_a_stopped_stack_is_no_error(
+    stack: launcher.StackInfo, tmp_path: Path
+) -> None:
+    done = make("status", f"RUN_DIR={stack.run_dir}")
+    assert done.returncode == 0, done.stderr
+    rows = {line.split()[0]: line for line in done.stdout.splitlines() if " up " in line}
+    assert set(rows) == {"kafka", "postgres", "clickhouse", "ingest", "streams", "sinks"}
+    assert "port 0" not in done.stdout and not re.search(r":0(?!\d)", done.stdout)
+    for name in ("streams", "sinks"):
+        port = stack.parts[name].port2
+        assert port and f"metrics 127.0.0.1:{port}" in rows[name]
+        assert services.http_ok(f"http://127.0.0.1:{port}/metrics")
+    assert stack.ingest_url.removeprefix("http://") in rows["ingest"]
+    assert stack.kafka_bootstrap in rows["kafka"]
+
+    nothing = make("status", f"RUN_DIR={tmp_path / 'none'}")
+    assert nothing.returncode == 0, nothing.stderr
+    assert "the stack is not running (make up starts it)" in nothing.stdout
+    assert "Error" not in nothing.stderr

@@ -36,17 +36,19 @@ async def drained(bootstrap: str, groups: dict[str, list[str]], timeout: float =
     probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     await admin.start()
     await probe.start()
-    await probe.topics()  # loads the metadata of every topic
+    # with partitions (``consumer.partitions_for_topic`` stays empty for topics it does not
+    # read, which made this wait return at once)
+    cluster = await probe._client.fetch_all_metadata()
     try:
         deadline = time.monotonic() + timeout
         while True:
             lagging = []
-            for group, topics in groups.items():
+            for group, topics in groups.items():  # upstream first
                 committed = await admin.list_consumer_group_offsets(group)
                 tps = [
                     TopicPartition(t, p)
                     for t in topics
-                    for p in probe.partitions_for_topic(t) or []
+                    for p in cluster.partitions_for_topic(t) or []
                 ]
                 ends = await probe.end_offsets(tps)
                 for tp, end in ends.items():
