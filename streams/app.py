@@ -122,7 +122,6 @@ def create_app(settings: Settings) -> faust.App:
                     tx_table[key] = w.value  # its store and changelog partition: the record's
             sent.append(await send(t.state, key, w.snapshot))
         sent += [await send(t.transitions, k, v) for k, v in out.transitions]
-        await app.producer.flush()  # no linger: the batch waits for these anyway
         await asyncio.gather(*sent, *tx_table.take_unacked())
         for key, w in out.payments.items():
             cache.put(key, w.entry)

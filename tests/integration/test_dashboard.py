@@ -147,7 +147,7 @@ async def test_lag_covers_every_group_and_partition_and_drains(
 ) -> None:
     t = settings.topics
     expected = {
-        "checkout-pipeline": {t.raw, t.events},
+        "checkout-pipeline": {t.raw},
         "sink-postgres": {t.state},
         "sink-clickhouse": {t.transitions, t.dlq},
     }
