@@ -1,12 +1,15 @@
 """Streams throughput: events per second through normalize + dedupe + apply on one Faust
-worker, against a raw aiokafka consumer that only decodes the same JSON from the same topic,
-in the same run. Also the dedup table's memory and disk per million event ids."""
+worker, against, in the same run and on the same topic: a raw aiokafka consumer that only
+decodes the JSON, a Faust agent that only decodes, and a plain aiokafka loop that runs our
+pure steps and produces the same outputs (the ceiling of our own code). CPU per event for the
+worker and that loop. Also the dedup table's memory and disk per million event ids."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import shutil
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -26,6 +29,7 @@ from pipeline.traffic import payments
 from pipeline.webhook_factory import signed_request
 from stack import proc, services
 from streams import READY_LINE
+from streams.model import transaction_key
 from streams.step import Entry
 
 
@@ -47,9 +51,16 @@ async def fill(bootstrap: str, topic: str, count: int, settings: Settings, parti
                 for k, v in headers.items()
                 if k in ("webhook-id", "webhook-timestamp", "content-type")
             }
-            raw = RawWebhook(uuid.uuid4().hex, pay.provider, int(time.time() * 1000), body, kept)
+            raw = RawWebhook(
+                uuid.uuid4().hex,
+                pay.provider,
+                int(time.time() * 1000),
+                body,
+                kept,
+                key=transaction_key(pay.provider, pay.external_id),
+            )
             futs.append(
-                await p.send(topic, body, key=raw.id.encode(), headers=raw.to_kafka_headers())
+                await p.send(topic, body, key=raw.kafka_key, headers=raw.to_kafka_headers())
             )
             n += 1
     for f in futs:
@@ -129,8 +140,6 @@ def faust_worker(
     log = common.BENCH_RUN / "logs" / f"streams-{tag}.log"
     child = proc.spawn([sys.executable, "-m", "streams.main"], log, env=env, cwd=services.REPO)
     if os.environ.get("BENCH_PROFILE"):  # py-spy flame data of the worker, for profiling runs
-        import subprocess
-
         subprocess.Popen(
             [
                 str(Path(sys.executable).with_name("py-spy")),
@@ -185,6 +194,22 @@ def faust_floor(info: Any, topic: str, expected: int) -> float:
     return float(log.read_text().split("rate ", 1)[1].split()[0])
 
 
+def domain_loop(info: Any, topic: str, expected: int) -> tuple[float, float]:
+    """Events per second and cores busy of the plain aiokafka loop running our pure steps
+    (bench/domain_loop.py): the ceiling that our own code allows."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.domain_loop", info.kafka_bootstrap, topic, str(expected)],
+        env={**os.environ, **info.env()},
+        cwd=services.REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=True,
+    )
+    words = done.stderr.split("rate ", 1)[1].split()
+    return float(words[0]), float(words[2])
+
+
 def dedup_footprint(ids: int = 1_000_000, per_payment: int = 3) -> dict[str, float]:
     """Memory (Python) and disk (RocksDB, as Faust stores the table) per million event ids."""
     import rocksdict
@@ -220,14 +245,19 @@ def bench(settings: Settings, count: int = 6000) -> dict[str, Any]:
         )
         raw_rate = asyncio.run(raw_consumer(info.kafka_bootstrap, topic, total))
         floor_rate = faust_floor(info, topic, total)
+        domain_rate, domain_cpu = domain_loop(info, topic, total)
         worker_rate, rss, cpu = faust_worker(info, settings, topic, total)
     _ = Entry  # the table value the footprint mirrors: {"state": ..., "seen": {id: ms}}
     return {
         "events": total,
         "raw_consumer_per_s": round(raw_rate),
         "faust_decode_only_per_s": round(floor_rate),
+        "domain_loop_per_s": round(domain_rate),
+        "domain_loop_us_per_event": round(domain_cpu / domain_rate * 1e6),
         "worker_per_s": round(worker_rate),
+        "worker_us_per_event": round(cpu / worker_rate * 1e6),
         "ratio": round(worker_rate / raw_rate, 3),
+        "ratio_to_domain_loop": round(worker_rate / domain_rate, 3),
         "worker_rss_mib": round(rss, 1),
         "worker_cores_busy": round(cpu, 2),
         "dedup": dedup_footprint(),

@@ -43,9 +43,10 @@ from ingest.transactions import (
 from ingest.verify.base import Clock, SignatureError, Verifier, system_clock
 from ingest.verify.registry import build_verifiers
 from ingest.writer import RawWriter, Writer
-from pipeline.envelope import KIND_CHECKOUT, RawWebhook
+from pipeline.envelope import KIND_CHECKOUT, KIND_WEBHOOK, RawWebhook
 from pipeline.settings import Settings
-from streams.model import PROVIDERS
+from streams.model import PROVIDERS, transaction_key
+from streams.providers import payment_key
 
 log = structlog.get_logger("ingest")
 
@@ -136,7 +137,15 @@ async def receive_webhook(
             status_code=status, detail=f"signature rejected: {exc.reason}"
         ) from None
     kept = {h: headers[h] for h in (*verifier.kept_headers, "content-type") if h in headers}
-    raw = RawWebhook(new_id(), provider, _now_ms(), body, kept, request_id=_rid(request))
+    raw = RawWebhook(
+        new_id(),
+        provider,
+        _now_ms(),
+        body,
+        kept,
+        request_id=_rid(request),
+        key=_key(provider, body),
+    )
     try:
         check_readable(provider, body)
     except Unreadable as exc:
@@ -150,6 +159,14 @@ async def receive_webhook(
             extra={"id": raw.id},
         ) from None
     return await _write(state, raw)
+
+
+def _key(provider: str, body: bytes) -> str:
+    """The payment the webhook is about, its partition key; empty if the body does not say."""
+    try:
+        return payment_key(provider, KIND_WEBHOOK, body)
+    except Exception:  # a body the normalizer cannot read either: streams dead-letters it
+        return ""
 
 
 async def _dead_letter(state: State, raw: RawWebhook, reason: str) -> None:
@@ -194,7 +211,8 @@ async def register_checkout(
         raise HTTPException(status_code=400, detail="amount must be positive")
     body = msgspec.json.encode(data)
     request_id = request.scope.get("state", {}).get("request_id", "")
-    raw = RawWebhook(new_id(), data.provider, _now_ms(), body, {}, KIND_CHECKOUT, request_id)
+    key = transaction_key(data.provider, data.external_id)
+    raw = RawWebhook(new_id(), data.provider, _now_ms(), body, {}, KIND_CHECKOUT, request_id, key)
     return await _write(state, raw)
 
 

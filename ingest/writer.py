@@ -70,7 +70,7 @@ class RawWriter:
 
     async def write(self, raw: RawWebhook) -> None:
         """The raw request to the raw topic; returns once the broker acknowledged it."""
-        await self._send(self._topic, raw.id.encode(), raw.body, raw.to_kafka_headers())
+        await self._send(self._topic, raw.kafka_key, raw.body, raw.to_kafka_headers())
 
     async def write_dead_letter(self, raw: RawWebhook, reason: str) -> None:
         """An authentic request that cannot be read: kept on the dead-letter topic."""

@@ -56,7 +56,9 @@ def show_journey(j: dict[str, Any]) -> None:
         )
     o.print(f"[bold]normalized events[/]: {len(j['events'])}")
     for e in j["events"]:
-        if e.get("type") == "checkout":
+        if "error" in e:
+            o.print(f"  offset {e['offset']}: unreadable, {safe(e['error'])}")
+        elif e.get("type") == "checkout":
             o.print(
                 f"  checkout {safe(e['amount'])} {safe(e['currency'])} "
                 f"order {safe(e['order_id'])} at {human_time(e.get('created_at'))}"

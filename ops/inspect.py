@@ -1,7 +1,8 @@
 """Inspect: one payment's whole journey, stage by stage, by its id or its human reference.
 
-Raw webhooks in Kafka, normalized events (``payments.events``), applied and refused
-transitions (``payments.transitions``), the Postgres row and history, the ClickHouse rows.
+Raw webhooks in Kafka (``webhooks.raw``, keyed by payment), the events the worker reads from
+them, applied and refused transitions (``payments.transitions``), the Postgres row and
+history, the ClickHouse rows.
 """
 
 from __future__ import annotations
@@ -17,42 +18,45 @@ from aiokafka.partitioner import DefaultPartitioner
 from ops import kafka_io, reference
 from ops.errors import OpsError
 from pipeline.settings import Settings
-from streams.model import transaction_key
+from streams import flow
+from streams.model import Checkout, transaction_key
 
 
-async def _keyed(bootstrap: str, topic: str, key: bytes, partitions: int) -> list[dict[str, Any]]:
+def _partition(key: bytes, partitions: int) -> int:
+    return int(DefaultPartitioner()(key, list(range(partitions)), list(range(partitions))))
+
+
+async def _records(bootstrap: str, topic: str, key: bytes, partitions: int) -> list[Any]:
     """Records of one key: only the partition the key hashes to is read."""
-    partition = DefaultPartitioner()(key, list(range(partitions)), list(range(partitions)))
     c = await kafka_io.consumer(bootstrap)
-    out = []
     try:
-        async for r in kafka_io.read(c, topic, await kafka_io.spans(c, topic, [partition])):
-            if r.key == key:
-                out.append({"offset": r.offset, **orjson.loads(r.value)})
+        spans = await kafka_io.spans(c, topic, [_partition(key, partitions)])
+        return [r async for r in kafka_io.read(c, topic, spans) if r.key == key]
     finally:
         await c.stop()
-    return out
 
 
-async def _raw(bootstrap: str, topic: str, raw_ids: set[str]) -> list[dict[str, Any]]:
-    """The raw webhooks behind the events: ingest keys them by their id, so a scan by key."""
-    c = await kafka_io.consumer(bootstrap)
-    out = []
+def _raw_webhook(r: Any) -> dict[str, Any]:
+    return {
+        "partition": r.partition,
+        "offset": r.offset,
+        "headers": {k: v.decode(errors="replace") for k, v in r.headers or []},
+        "body": base64.b64encode(r.value or b"").decode(),
+    }
+
+
+def _normalized(r: Any) -> list[dict[str, Any]]:
+    """What the worker read from one raw record: its checkout or events (normalized here
+    again, as the worker does), or why it could not."""
     try:
-        async for r in kafka_io.read(c, topic, await kafka_io.spans(c, topic)):
-            if r.key and r.key.decode(errors="replace") in raw_ids:
-                headers = {k: v.decode(errors="replace") for k, v in r.headers or []}
-                out.append(
-                    {
-                        "partition": r.partition,
-                        "offset": r.offset,
-                        "headers": headers,
-                        "body": base64.b64encode(r.value or b"").decode(),
-                    }
-                )
-    finally:
-        await c.stop()
-    return out
+        _, records = flow.records_of(r)
+    except Exception as exc:
+        return [{"offset": r.offset, "error": f"{type(exc).__name__}: {exc}"}]
+    return [
+        {"offset": r.offset, "type": "checkout" if isinstance(rec, Checkout) else "event"}
+        | rec.to_dict()
+        for rec in records
+    ]
 
 
 async def journey(settings: Settings, provider: str, wanted: str) -> dict[str, Any]:
@@ -65,17 +69,18 @@ async def journey(settings: Settings, provider: str, wanted: str) -> dict[str, A
         external_id, ref = found, wanted
         row, history = await _postgres(dsn, provider, external_id)
     key = transaction_key(provider, external_id).encode()
-    events = await _keyed(boot, t.events, key, t.partitions)
-    transitions = await _keyed(boot, t.transitions, key, t.partitions)
-    raw_ids = {e["raw_id"] for e in events if e.get("raw_id")}
-    raw = await _raw(boot, t.raw, raw_ids) if raw_ids else []
+    raw = await _records(boot, t.raw, key, t.partitions)  # keyed by payment (decision 0007)
+    transitions = [
+        {"offset": r.offset, **orjson.loads(r.value)}
+        for r in await _records(boot, t.transitions, key, t.partitions)
+    ]
     ch_events, ch_deliveries = _clickhouse(settings, provider, external_id)
     return {
         "provider": provider,
         "external_id": external_id,
         "reference": ref,
-        "raw_webhooks": raw,
-        "events": events,
+        "raw_webhooks": [_raw_webhook(r) for r in raw],
+        "events": [e for r in raw for e in _normalized(r)],
         "transitions": transitions,
         "postgres": {"transaction": row, "history": history},
         "clickhouse": {"payment_events": ch_events, "ingest_log": ch_deliveries},

@@ -86,7 +86,11 @@ def fold_raw(
             dead += 1
             continue
         for item in items:
-            out = process(entries.get(item.tx_key, Entry()), item, ttl_ms)
+            try:
+                out = process(entries.get(item.tx_key, Entry()), item, ttl_ms)
+            except Exception:  # past a payment's bounds (StateLimit): the worker dead-letters it
+                dead += 1
+                break
             entries[item.tx_key] = out.entry
             if not out.duplicate:
                 transitions.extend(e.to_dict() for e in out.effects)

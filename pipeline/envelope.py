@@ -34,6 +34,14 @@ class RawWebhook:
     headers: Mapping[str, str] = field(default_factory=dict)
     kind: str = KIND_WEBHOOK
     request_id: str = ""
+    #: the Kafka key: ``provider:external_id`` of its payment (decision 0007), so that one
+    #: payment's webhooks meet in one partition; empty when the body does not say (the record
+    #: is then keyed by its id, and streams dead-letters it)
+    key: str = ""
+
+    @property
+    def kafka_key(self) -> bytes:
+        return (self.key or self.id).encode()
 
     def to_kafka_headers(self) -> list[tuple[str, bytes]]:
         out = [

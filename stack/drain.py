@@ -36,7 +36,7 @@ def pipeline_groups(settings: Settings) -> list[Group]:
     """The pipeline's consumer groups, upstream first (the sinks' names: sinks/main.py)."""
     t = settings.topics
     return [
-        Group(settings.streams.app_id, (t.raw, t.events)),
+        Group(settings.streams.app_id, (t.raw,)),
         Group("sink-postgres", (t.state, t.transitions)),
         Group("sink-clickhouse", (t.transitions, t.dlq)),
     ]

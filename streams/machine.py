@@ -72,20 +72,27 @@ def apply(state: TxState | None, event: PaymentEvent) -> tuple[TxState, list[Eff
     if len(state.events) >= MAX_EVENTS:
         raise StateLimit(f"payment already holds {MAX_EVENTS} distinct events")
     version = state.version + 1
+    updated_at = _latest(state, _receipt(event))
     if not state.events or order_key(event) > order_key(state.events[-1].event):
         run = _Run.of(state)  # in order: one step on from the state, no refold
         mine = run.step(event, state.checkout, None)
-        new = run.into(state, state.checkout, state.events)
-        origin = _origin(state, new, mine, version)
-        new = replace(new, events=(*state.events, replace(mine, origin=origin)))
-    else:
-        new = fold(state, state.checkout, (*(a.event for a in state.events), event))
-        mine = next(a for a in new.events if a.event.event_id == event.event_id)
-        origin = _origin(state, new, mine, version)
-        new = replace(
-            new, events=tuple(replace(a, origin=origin) if a is mine else a for a in new.events)
-        )
-    new = replace(new, version=version, updated_at=_latest(state, _receipt(event)))
+        amount, currency = _worth(run.amount, run.currency, state.checkout)
+        origin = Origin(
+            state.status, run.status, mine.applied, mine.note, mine.effective, version, amount,
+            currency,
+        )  # fmt: skip
+        new = TxState(
+            state.provider, state.external_id, run.status, version, run.amount, run.currency,
+            run.order_id, state.checkout, run.late, updated_at,
+            (*state.events, Applied(event, mine.applied, mine.effective, mine.note, origin)),
+            state.overruled,
+        )  # fmt: skip
+        return new, [Effect.first(event, origin)]
+    new = fold(state, state.checkout, (*(a.event for a in state.events), event))
+    mine = next(a for a in new.events if a.event.event_id == event.event_id)
+    origin = _origin(state, new, mine, version)
+    events = tuple(replace(a, origin=origin) if a is mine else a for a in new.events)
+    new = replace(new, version=version, updated_at=updated_at, events=events)
     return new, [Effect.first(event, origin)]
 
 
@@ -105,9 +112,15 @@ def _origin(before: TxState, after: TxState, mine: Applied, version: int) -> Ori
 
 def payment_amount(state: TxState) -> tuple[Decimal | None, str | None]:
     """What the payment is worth as far as the pipeline knows: paid events, else its checkout."""
-    c = state.checkout
-    amount = state.amount if state.amount is not None else (c.amount if c else None)
-    return amount, state.currency or (c.currency if c else None)
+    return _worth(state.amount, state.currency, state.checkout)
+
+
+def _worth(
+    amount: Decimal | None, currency: str | None, c: Checkout | None
+) -> tuple[Decimal | None, str | None]:
+    if amount is None and c is not None:
+        amount = c.amount
+    return amount, currency or (c.currency if c else None)
 
 
 def restate(state: TxState, event_id: str) -> Effect | None:

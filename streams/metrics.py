@@ -5,6 +5,8 @@ Counted where the agents decide; never read back, never part of state.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Histogram, start_http_server
 
 NORMALIZED = Counter(
@@ -29,10 +31,26 @@ LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 
-for _stage in ("normalize", "apply"):
-    DEAD_LETTERS.labels(_stage)
-for _outcome in ("applied", "duplicate", "refused"):
-    EVENTS.labels(_outcome)
+#: children bound once (``labels`` costs a lock and a dict lookup per call)
+DEAD_LETTERS_BY = {stage: DEAD_LETTERS.labels(stage) for stage in ("normalize", "apply")}
+EVENTS_BY = {outcome: EVENTS.labels(outcome) for outcome in ("applied", "duplicate", "refused")}
+_bound: dict[tuple[str, ...], Any] = {}
+
+
+def normalized(provider: str, kind: str) -> Any:
+    """The bound counter of ``NORMALIZED`` for a provider and kind (providers come from data)."""
+    key = ("n", provider, kind)
+    if key not in _bound:
+        _bound[key] = NORMALIZED.labels(provider, kind)
+    return _bound[key]
+
+
+def latency(provider: str) -> Any:
+    """The bound histogram of ``LATENCY`` for a provider."""
+    key = ("l", provider)
+    if key not in _bound:
+        _bound[key] = LATENCY.labels(provider)
+    return _bound[key]
 
 
 def serve(host: str, port: int) -> None:

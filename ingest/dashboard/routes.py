@@ -64,7 +64,7 @@ class Dashboard:
         self.lag = LagReader(settings.kafka.bootstrap)
         t = settings.topics
         self.groups = {
-            settings.streams.app_id: (t.raw, t.events),
+            settings.streams.app_id: (t.raw,),
             "sink-postgres": (t.state, t.transitions),
             "sink-clickhouse": (t.transitions, t.dlq),
         }

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pipeline.envelope import RawWebhook
+from pipeline.envelope import KIND_CHECKOUT, RawWebhook
 from streams.errors import NormalizeError
-from streams.model import PaymentEvent, from_epoch_ms
+from streams.model import PaymentEvent, from_epoch_ms, transaction_key
 from streams.providers import btcpay, coinbase, coinpayments, jwt, nowpayments, standard
+from streams.providers._json import load_object, text
 
 Normalizer = Callable[[RawWebhook], list[PaymentEvent]]
+PaymentId = Callable[[bytes], str]
 
 NORMALIZERS: dict[str, Normalizer] = {
     "coinbase": coinbase.normalize,
@@ -22,6 +24,29 @@ NORMALIZERS: dict[str, Normalizer] = {
     "standard": standard.normalize,
     "jwt": jwt.normalize,
 }
+
+
+PAYMENT_IDS: dict[str, PaymentId] = {
+    "coinbase": coinbase.payment_id,
+    "btcpay": btcpay.payment_id,
+    "nowpayments": nowpayments.payment_id,
+    "coinpayments": coinpayments.payment_id,
+    "standard": standard.payment_id,
+    "jwt": standard.payment_id,
+}
+
+
+def payment_key(provider: str, kind: str, body: bytes) -> str:
+    """``provider:external_id`` of the payment a raw request is about, the partition key of
+    the raw topic, read with the same functions the normalizers use; ``NormalizeError`` when
+    the body does not say (the record is then keyed by its id and dead-lettered downstream)."""
+    if kind == KIND_CHECKOUT:
+        return transaction_key(provider, text(load_object(body), "external_id"))
+    try:
+        fn = PAYMENT_IDS[provider]
+    except KeyError:
+        raise NormalizeError(f"unknown provider {provider!r}") from None
+    return transaction_key(provider, fn(body))
 
 
 def normalize(raw: RawWebhook) -> list[PaymentEvent]:

@@ -33,6 +33,11 @@ TYPE_STATUS: dict[str, tuple[Status, dict[str, Status]]] = {
 FLAGS = ("partiallyPaid", "overPaid", "afterExpiration", "manuallyMarked")
 
 
+def payment_id(body: bytes) -> str:
+    """The payment this webhook is about (ingest keys the raw record by it)."""
+    return text(load_object(body), "invoiceId")
+
+
 def normalize(raw: RawWebhook) -> list[PaymentEvent]:
     doc = load_object(raw.body)
     etype = text(doc, "type")
@@ -52,7 +57,7 @@ def normalize(raw: RawWebhook) -> list[PaymentEvent]:
         PaymentEvent(
             event_id=f"btcpay:{delivery}",
             provider="btcpay",
-            external_id=text(doc, "invoiceId"),
+            external_id=text(doc, "invoiceId"),  # as payment_id
             status=status,
             occurred_at=timestamp(doc.get("timestamp"), "timestamp"),
             provider_status="+".join([etype, *flags]),

@@ -25,13 +25,22 @@ EVENT_STATUS = {
 UNRESOLVED_CONTEXT = {"UNDERPAID": Status.UNDERPAID, "OVERPAID": Status.OVERPAID}
 
 
+def payment_id(body: bytes) -> str:
+    """The payment this webhook is about (ingest keys the raw record by it)."""
+    return _charge_id(obj(obj(load_object(body), "event"), "data"))
+
+
+def _charge_id(charge: dict[str, Any]) -> str:
+    return opt_text(charge, "id") or text(charge, "code")
+
+
 def normalize(raw: RawWebhook) -> list[PaymentEvent]:
     doc = load_object(raw.body)
     event = obj(doc, "event")
     charge = obj(event, "data")
     etype = text(event, "type")
     status = _status(etype, charge)
-    external_id = opt_text(charge, "id") or text(charge, "code")
+    external_id = _charge_id(charge)
     amount, currency = _amount(charge)
     metadata = charge.get("metadata")
     order_id = opt_text(metadata, "order_id") if isinstance(metadata, dict) else None

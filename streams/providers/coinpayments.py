@@ -36,6 +36,11 @@ def status_of(code: int) -> Status:
     return Status.FAILED
 
 
+def payment_id(body: bytes) -> str:
+    """The payment this IPN is about (ingest keys the raw record by it)."""
+    return text(parse_form(body), "txn_id")
+
+
 def normalize(raw: RawWebhook) -> list[PaymentEvent]:
     form = parse_form(raw.body)
     if form.get("ipn_type") in NOT_PAYMENTS:
@@ -47,7 +52,7 @@ def normalize(raw: RawWebhook) -> list[PaymentEvent]:
         PaymentEvent(
             event_id=f"coinpayments:{text(form, 'ipn_id')}",
             provider="coinpayments",
-            external_id=text(form, "txn_id"),
+            external_id=text(form, "txn_id"),  # as payment_id
             status=status_of(int(code)),
             occurred_at=_received(raw),
             provider_time=False,

@@ -36,9 +36,18 @@ STATUS = {
 _MAX_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
 
 
+def payment_id(body: bytes) -> str:
+    """The payment this IPN is about (ingest keys the raw record by it)."""
+    return _payment_id(_load(body))
+
+
+def _payment_id(doc: dict[str, Any]) -> str:
+    return _id_text(doc, "payment_id")
+
+
 def normalize(raw: RawWebhook) -> list[PaymentEvent]:
     doc = _load(raw.body)
-    payment_id = _id_text(doc, "payment_id")
+    payment_id = _payment_id(doc)
     pstatus = text(doc, "payment_status")
     if pstatus not in STATUS:
         raise NormalizeError(f"unknown nowpayments payment_status {pstatus[:60]!r}")

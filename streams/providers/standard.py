@@ -25,6 +25,11 @@ def normalize(raw: RawWebhook) -> list[PaymentEvent]:
     return [generic_event(load_object(raw.body), f"standard:{webhook_id}", "standard")]
 
 
+def payment_id(body: bytes) -> str:
+    """The payment a generic event is about (``standard`` and ``jwt``; ingest keys by it)."""
+    return text(obj(load_object(body), "data"), "payment_id")
+
+
 def generic_event(doc: dict[str, Any], event_id: str, provider: str) -> PaymentEvent:
     """The generic event body as a PaymentEvent; ``type`` must agree with ``data.status``."""
     etype = text(doc, "type")
@@ -42,7 +47,7 @@ def generic_event(doc: dict[str, Any], event_id: str, provider: str) -> PaymentE
     return PaymentEvent(
         event_id=event_id,
         provider=provider,
-        external_id=text(data, "payment_id"),
+        external_id=text(data, "payment_id"),  # as payment_id
         status=status,
         occurred_at=timestamp(doc.get("timestamp"), "timestamp"),
         provider_status=etype,

@@ -27,10 +27,10 @@ from ingest.verify.registry import build_verifiers
 from pipeline.envelope import KIND_CHECKOUT, RawWebhook
 from pipeline.settings import load_settings
 from sinks import clickhouse, postgres
-from streams import codec, step
-from streams.app import delivery_fields
+from streams import step
 from streams.checkouts import parse_checkout
 from streams.errors import NormalizeError
+from streams.flow import delivery_fields
 from streams.providers import normalize
 from tests.chaos.hostile import (
     CONTENT_TYPES,
@@ -88,9 +88,8 @@ def assert_storable(rows: Any, where: str) -> None:
 
 
 def through_the_pipeline(raw: RawWebhook) -> None:
-    """normalize -> codec -> dedup/state machine -> the sinks' rows, as the services chain it."""
-    for event in normalize(raw):
-        record = codec.decode(codec.encode_event(event))
+    """normalize -> dedup/state machine -> the sinks' rows, as the services chain it."""
+    for record in normalize(raw):
         outcome = step.process(step.Entry(), record, 7 * 24 * 3600 * 1000)
         assert outcome.snapshot is not None
         snap = json.loads(json.dumps(outcome.snapshot.to_dict()))
@@ -222,7 +221,7 @@ def test_checkout_records_refuse_only_as_data(body: bytes) -> None:
         checkout = parse_checkout(raw)
     except NormalizeError:
         return
-    outcome = step.process(step.Entry(), codec.decode(codec.encode_checkout(checkout)), 1000)
+    outcome = step.process(step.Entry(), checkout, 1000)
     assert outcome.snapshot is not None
     snap = json.loads(json.dumps(outcome.snapshot.to_dict()))
     assert_storable(postgres.checkout_rows([snap]), "postgres checkouts")

@@ -147,7 +147,7 @@ async def test_lag_covers_every_group_and_partition_and_drains(
 ) -> None:
     t = settings.topics
     expected = {
-        "checkout-pipeline": {t.raw, t.events},
+        "checkout-pipeline": {t.raw},
         "sink-postgres": {t.state, t.transitions},
         "sink-clickhouse": {t.transitions, t.dlq},
     }
@@ -221,4 +221,4 @@ async def test_headless_chromium_signs_in_and_draws_every_chart_with_data(
     assert charts["statuses"] == (len(statuses["by_status"]), statuses["total"])
     for name in ("throughput", "latency", "dead-letters"):
         assert charts[name][1] > 0, name
-    assert charts["lag"][0] == 6 * settings.topics.partitions  # six (group, topic) pairs
+    assert charts["lag"][0] == 5 * settings.topics.partitions  # five (group, topic) pairs

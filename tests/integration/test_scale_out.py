@@ -209,10 +209,10 @@ async def test_two_workers_one_killed_under_load_same_end_state(
     assert res.codes.get(202, 0) == len(one_reqs), res.summary()
     await wait_drained(bootstrap, groups, timeout=90)
 
-    [survivor] = (await until_members(bootstrap, group, t.events, 1)).keys()
+    [survivor] = (await until_members(bootstrap, group, t.raw, 1)).keys()
     extra = spawn_worker(stack, "streams-2")
     try:
-        held = await until_members(bootstrap, group, t.events, 2)
+        held = await until_members(bootstrap, group, t.raw, 2)
         [victim] = [m for m in held if m != survivor]
         dead_parts, own_parts = held[victim], held[survivor]
 
@@ -225,7 +225,7 @@ async def test_two_workers_one_killed_under_load_same_end_state(
         extra.wait()
         res = await running
         assert res.codes.get(202, 0) == len(two_reqs), res.summary()
-        after = await until_members(bootstrap, group, t.events, 1)
+        after = await until_members(bootstrap, group, t.raw, 1)
         assert after == {survivor: [0, 1, 2, 3]}
     finally:
         if extra.poll() is None:

@@ -16,12 +16,14 @@ from typing import Any
 import asyncpg
 import httpx
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from pipeline.envelope import RawWebhook
 from pipeline.settings import Settings
 from pipeline.traffic import Payment, Request, payments, requests
 from pipeline.webhook_factory import SampleEvent, expected_event_id, signed_request
 from stack import launcher
+from streams.model import transaction_key
 from tests.integration.waiting import eventually
 
 
@@ -228,3 +230,49 @@ async def test_the_earliest_of_two_checkout_registrations_wins_everywhere(
     got = await eventually(row, lambda r: r is not None and r["version"] == 2, what="the row")
     assert got["expected_amount"] == got["registered"] == Decimal("100.00")
     assert got["status"] == "new"
+
+
+async def test_raw_records_are_keyed_by_payment_and_old_uuid_keyed_ones_are_rerouted(
+    stack: launcher.StackInfo, api: httpx.AsyncClient, pg: asyncpg.Pool, ch: Any, settings: Settings
+) -> None:
+    """Ingest keys each raw record by its payment (decision 0007); a record keyed as before
+    (by its own id, in whatever partition that hashes to) is re-routed and still applied."""
+    pays = payments(12, seed=1313)
+    reqs = requests(pays, settings.providers, seed=1313, now=time.time())
+    old, new = reqs[: len(reqs) // 2], reqs[len(reqs) // 2 :]
+    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap)
+    await producer.start()
+    try:  # the first half as the old ingest wrote it: keyed by a fresh raw id
+        for r in old:
+            raw_id = uuid.uuid4().hex
+            raw = RawWebhook(raw_id, r.provider, int(time.time() * 1000), r.body, r.headers)
+            await producer.send_and_wait(
+                settings.topics.raw, r.body, key=raw_id.encode(), headers=raw.to_kafka_headers()
+            )
+    finally:
+        await producer.stop()
+    await send(api, new)
+    await assert_converged(pg, ch, pays)
+
+    consumer = AIOKafkaConsumer(
+        settings.topics.raw,
+        bootstrap_servers=stack.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        group_id=None,
+    )
+    await consumer.start()
+    keys: dict[bytes, int] = {}
+    try:
+        ends = await consumer.end_offsets(
+            [TopicPartition(settings.topics.raw, p) for p in range(settings.topics.partitions)]
+        )
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for rec in records:
+                    keys[rec.key or b""] = keys.get(rec.key or b"", 0) + 1
+    finally:
+        await consumer.stop()
+    mine = {transaction_key(p.provider, p.external_id).encode() for p in pays}
+    assert mine <= set(keys)  # every payment's records under its key, old ones re-routed
+    rerouted = sum(keys[k] for k in mine)
+    assert rerouted == len(old) + len(new)

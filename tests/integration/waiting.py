@@ -72,7 +72,7 @@ async def drained(bootstrap: str, groups: dict[str, list[str]], timeout: float =
 def pipeline_groups(topics: Any) -> dict[str, list[str]]:
     """The pipeline's consumer groups and the topics each reads (for ``drained``)."""
     return {
-        "checkout-pipeline": [topics.raw, topics.events],
+        "checkout-pipeline": [topics.raw],
         "sink-postgres": [topics.state, topics.transitions],
         "sink-clickhouse": [topics.transitions, topics.dlq],
     }
