@@ -47,6 +47,8 @@ class PaymentEvent:
     #: False when the provider sends no time of its own (CoinPayments IPN): ``occurred_at``
     #: is then the receipt time, shown but never used to order, and the status rank decides
     provider_time: bool = True
+    #: the provider's human reference of the payment, where it has one (Coinbase: the code)
+    reference: str | None = None
 
     @property
     def tx_key(self) -> str:
@@ -69,6 +71,7 @@ class PaymentEvent:
             "received_at": None if self.received_at is None else iso(self.received_at),
             "raw_id": self.raw_id,
             "provider_time": self.provider_time,
+            "reference": self.reference,
         }
 
     @classmethod
@@ -86,6 +89,7 @@ class PaymentEvent:
             received_at=None if d.get("received_at") is None else parse_iso(d["received_at"]),
             raw_id=d.get("raw_id", ""),
             provider_time=d.get("provider_time", True),
+            reference=d.get("reference"),
         )
 
 

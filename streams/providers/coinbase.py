@@ -55,6 +55,7 @@ def normalize(raw: RawWebhook) -> list[PaymentEvent]:
             amount=amount,
             currency=currency,
             order_id=order_id,
+            reference=opt_text(charge, "code"),
         )
     ]
 
