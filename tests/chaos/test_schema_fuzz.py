@@ -41,6 +41,7 @@ OPERATIONS = (
     ("POST", "/webhooks/{provider}"),
     ("POST", "/checkouts"),
     ("GET", "/transactions/{provider}/{external_id}"),
+    ("GET", "/transactions"),
     ("GET", "/health"),
     ("GET", "/ready"),
 )

@@ -28,6 +28,7 @@ from typing import Any
 
 import asyncpg
 import orjson
+import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
@@ -39,6 +40,9 @@ from stack import launcher, proc, services
 from stack.drain import NotDrained, pipeline_groups, wait_drained
 from streams import READY_LINE
 from tests.integration.test_stream_semantics import assert_converged
+
+#: fails in about half the runs today: docs/scaling.md, "Known defect"; make scale-out runs it
+pytestmark = pytest.mark.known_defect
 
 PAYMENTS = 240  # about 780 webhooks per run
 RATE = 35.0  # webhooks per second while one worker is killed: about 22 s of load
