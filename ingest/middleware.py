@@ -48,9 +48,18 @@ class BodyTimeout(HTTPException):
     status_code = 408
 
 
+#: read and dropped, at most, of a body refused before its end, so the client sees the answer
+DRAIN_LIMIT = 1024 * 1024
+
+
 def BodyDeadlineMiddleware(app: ASGIApp, timeout_s: float) -> ASGIApp:
     """The whole body must have arrived within ``timeout_s`` of the request's start (a total
-    deadline, not an idle timeout: a byte every second does not keep a request alive)."""
+    deadline, not an idle timeout: a byte every second does not keep a request alive).
+
+    A 413 is answered before the body has all arrived; the rest of the body (up to
+    ``DRAIN_LIMIT``, within the same deadline) is read and dropped first, else the server
+    closes a connection with unread data and the client, still sending, may never read the
+    413 (seen with granian: "server disconnected without sending a response")."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -76,6 +85,20 @@ def BodyDeadlineMiddleware(app: ASGIApp, timeout_s: float) -> ASGIApp:
                 complete = True
             return message
 
-        await app(scope, bounded_receive, send)
+        async def drain() -> None:
+            dropped = 0
+            try:
+                while not complete and dropped < DRAIN_LIMIT:
+                    body = (await bounded_receive()).get("body", b"")
+                    dropped += len(body) if isinstance(body, bytes) else 0
+            except BodyTimeout:
+                pass
+
+        async def send_after_drain(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 413:
+                await drain()
+            await send(message)
+
+        await app(scope, bounded_receive, send_after_drain)
 
     return middleware
