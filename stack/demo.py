@@ -32,7 +32,8 @@ from stack.drain import NotDrained, pipeline_groups, wait_drained
 from stack.errors import StartError
 
 RUN_DIR = Path(os.environ.get("PIPELINE_RUN_DIR", ".run"))
-console = Console(soft_wrap=True)  # long lines stay whole in a log
+# long lines stay whole in a log; piped, the table keeps its headers (rich assumes 80 columns)
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 120)
 
 
 async def send_all(
