@@ -40,6 +40,12 @@ def inspect(
     show_journey(j)
 
 
+def _outcome(headers: dict[str, str], outcome: dict[Any, Any]) -> str:
+    if headers.get("kind") == "checkout":  # a registration moves no status: no transition
+        return "checkout registered"
+    return str(outcome.get(headers.get("id"), "no transition (yet)"))
+
+
 def show_journey(j: dict[str, Any]) -> None:
     """Every outside value escaped: ``[duplicate]`` is text, not rich markup."""
     o = out()
@@ -52,7 +58,7 @@ def show_journey(j: dict[str, Any]) -> None:
         o.print(
             f"  {safe(h.get('id'))} partition {r['partition']} offset {r['offset']} "
             f"received {human_ms(h.get('received-at-ms'))} "
-            f"outcome {safe(outcome.get(h.get('id'), 'no transition (yet)'))}"
+            f"outcome {safe(_outcome(h, outcome))}"
         )
     o.print(f"[bold]normalized events[/]: {len(j['events'])}")
     for e in j["events"]:
