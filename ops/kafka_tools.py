@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ops.errors import OpsError
+from stack.services import copy_maven_jars
 
 REPO = Path(__file__).resolve().parent.parent
 TOOLS_POM = REPO / "deploy" / "kafka" / "tools" / "pom.xml"
@@ -47,27 +48,10 @@ def ensure_jars() -> Path:
     shutil.rmtree(TOOLS_LIBS, ignore_errors=True)
     if shutil.which("mvn") is None:
         raise OpsError("mvn not found: run `make setup` (it installs Maven)")
-    tmp = TOOLS_LIBS.with_suffix(".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    done = subprocess.run(
-        [
-            "mvn",
-            "-q",
-            "-B",
-            "-f",
-            str(TOOLS_POM),
-            "dependency:copy-dependencies",
-            f"-DoutputDirectory={tmp}",
-            "-DincludeScope=runtime",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        last = (done.stdout + done.stderr).strip().splitlines()[-1:] or ["no output"]
+    failed = copy_maven_jars(TOOLS_POM, TOOLS_LIBS)
+    if failed is not None:
+        last = failed.strip().splitlines()[-1:] or ["no output"]
         raise OpsError(f"could not fetch the kafka-tools jars with Maven: {last[0][:200]}")
-    tmp.rename(TOOLS_LIBS)
     return TOOLS_LIBS
 
 

@@ -28,7 +28,16 @@ def ensure_kafka_jars() -> Path:
         return KAFKA_LIBS
     if shutil.which("mvn") is None:
         raise StartError("kafka", "mvn not found (apt-get install maven)")
-    tmp = KAFKA_LIBS.with_suffix(".tmp")
+    failed = copy_maven_jars(KAFKA_POM, KAFKA_LIBS)
+    if failed is not None:
+        raise StartError("kafka", "could not fetch the Kafka jars with Maven", failed[-3000:])
+    return KAFKA_LIBS
+
+
+def copy_maven_jars(pom: Path, dest: Path) -> str | None:
+    """The runtime jars ``pom`` depends on, copied into ``dest`` by Maven (cached in ~/.m2);
+    ``dest`` appears only once complete. None, or Maven's output when it failed."""
+    tmp = dest.with_suffix(".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     done = subprocess.run(
         [
@@ -36,7 +45,7 @@ def ensure_kafka_jars() -> Path:
             "-q",
             "-B",
             "-f",
-            str(KAFKA_POM),
+            str(pom),
             "dependency:copy-dependencies",
             f"-DoutputDirectory={tmp}",
             "-DincludeScope=runtime",
@@ -46,13 +55,9 @@ def ensure_kafka_jars() -> Path:
         check=False,
     )
     if done.returncode != 0:
-        raise StartError(
-            "kafka",
-            "could not fetch the Kafka jars with Maven",
-            (done.stdout + done.stderr)[-3000:],
-        )
-    tmp.rename(KAFKA_LIBS)
-    return KAFKA_LIBS
+        return done.stdout + done.stderr
+    tmp.rename(dest)
+    return None
 
 
 def java() -> str:
