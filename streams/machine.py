@@ -76,11 +76,7 @@ def apply(state: TxState | None, event: PaymentEvent) -> tuple[TxState, list[Eff
     if not state.events or order_key(event) > order_key(state.events[-1].event):
         run = _Run.of(state)  # in order: one step on from the state, no refold
         mine = run.step(event, state.checkout, None)
-        amount, currency = _worth(run.amount, run.currency, state.checkout)
-        origin = Origin(
-            state.status, run.status, mine.applied, mine.note, mine.effective, version, amount,
-            currency,
-        )  # fmt: skip
+        origin = _origin(state, run.status, run.amount, run.currency, mine, version)
         new = TxState(
             state.provider, state.external_id, run.status, version, run.amount, run.currency,
             run.order_id, state.checkout, run.late, updated_at,
@@ -90,23 +86,24 @@ def apply(state: TxState | None, event: PaymentEvent) -> tuple[TxState, list[Eff
         return new, [Effect.first(event, origin)]
     new = fold(state, state.checkout, (*(a.event for a in state.events), event))
     mine = next(a for a in new.events if a.event.event_id == event.event_id)
-    origin = _origin(state, new, mine, version)
+    origin = _origin(state, new.status, new.amount, new.currency, mine, version)
     events = tuple(replace(a, origin=origin) if a is mine else a for a in new.events)
     new = replace(new, version=version, updated_at=updated_at, events=events)
     return new, [Effect.first(event, origin)]
 
 
-def _origin(before: TxState, after: TxState, mine: Applied, version: int) -> Origin:
-    amount, currency = payment_amount(after)
+def _origin(
+    before: TxState,
+    status: Status,
+    amount: Decimal | None,
+    currency: str | None,
+    mine: Applied,
+    version: int,
+) -> Origin:
+    """The transition an event produced on arrival: ``before`` moved to ``status``."""
+    worth, unit = _worth(amount, currency, before.checkout)
     return Origin(
-        before.status,
-        after.status,
-        mine.applied,
-        mine.note,
-        mine.effective,
-        version,
-        amount,
-        currency,
+        before.status, status, mine.applied, mine.note, mine.effective, version, worth, unit
     )
 
 
