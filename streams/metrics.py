@@ -11,7 +11,7 @@ from prometheus_client import Counter, Histogram, start_http_server
 
 NORMALIZED = Counter(
     "pipeline_streams_normalized",
-    "Records normalized onto payments.events, by provider and kind (event or checkout)",
+    "Records read from webhooks.raw and normalized, by provider and kind (event or checkout)",
     ["provider", "kind"],
 )
 DEAD_LETTERS = Counter(
@@ -26,7 +26,7 @@ EVENTS = Counter(
 )
 LATENCY = Histogram(
     "pipeline_streams_processing_latency_seconds",
-    "From receipt at ingest to the transition written by the apply agent, by provider",
+    "From receipt at ingest to the transition written by the stream worker, by provider",
     ["provider"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )

@@ -1,4 +1,4 @@
-"""One record of ``payments.events`` against one transaction's table entry: pure.
+"""One record of a payment (a checkout or an event) against its table entry: pure.
 
 The table entry holds the transaction's state *and* its recently seen event ids, so both
 change in one changelog write: a crash can never leave one updated and not the other.
