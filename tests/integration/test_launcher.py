@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -126,7 +127,7 @@ def test_up_restarts_only_the_parts_that_are_down_on_their_old_ports(
         ch_port = third.info.parts["clickhouse"].port
         with socket.socket() as squatter:
             squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            squatter.bind(("127.0.0.1", ch_port))
+            bind_once_free(squatter, ch_port)  # the killed server may hold it a moment longer
             squatter.listen()
             with pytest.raises(StartError) as err:
                 launcher.ensure_up(run, settings, services_too=False)
@@ -135,6 +136,18 @@ def test_up_restarts_only_the_parts_that_are_down_on_their_old_ports(
         assert (run / "stack.env").read_text() == env
     finally:
         launcher.down(run)
+
+
+def bind_once_free(sock: socket.socket, port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            sock.bind(("127.0.0.1", port))
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def test_a_dead_service_comes_back_alone_and_restart_restarts_one_part(
