@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -26,11 +27,13 @@ def log_files(stack: StackInfo) -> list[Path]:
     run = Path(stack.run_dir)
     files = {Path(p.log) for p in stack.parts.values() if p.log}
     files |= {f for f in (run / "logs").glob("*") if f.is_file()}
-    for f in run.rglob("*.log*"):  # logs a server keeps beside its data, never the data itself
-        inside = f.relative_to(run).parts
-        if f.is_file() and not {"data", "streams-data"} & set(inside):
-            files.add(f)
-    return sorted(f for f in files if f.exists())
+    # Logs a server keeps beside its data, never the data itself. os.walk, not rglob: the
+    # servers are still running, and a directory that vanishes mid-walk (ClickHouse's
+    # tmp_insert_* parts) is skipped rather than failing the scan.
+    for root, dirs, names in os.walk(run):
+        dirs[:] = [d for d in dirs if d not in {"data", "streams-data"}]
+        files |= {Path(root, n) for n in names if ".log" in n}
+    return sorted(f for f in files if f.is_file())
 
 
 def secrets(settings: Settings) -> dict[str, str]:
