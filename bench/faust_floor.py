@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl
 import faust
 import orjson
 
+from bench import common
 from streams.main import StreamWorker
 
 
@@ -26,6 +27,7 @@ def main() -> None:
         consumer_auto_offset_reset="earliest",
         topic_allow_declare=False,
         logging_config=None,
+        datadir=os.path.join(common.BENCH_RUN, "faust-floor"),
     )
     topic = app.topic(topic_name, key_type=bytes, value_type=bytes, value_serializer="raw")
     seen, started = 0, 0.0
