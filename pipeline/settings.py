@@ -6,11 +6,12 @@ then overridden key by key from the environment: ``PIPELINE_KAFKA__BOOTSTRAP=hos
 
 from __future__ import annotations
 
+import base64
 import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
@@ -20,6 +21,20 @@ from pydantic_settings import (
 )
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "local.toml"
+
+#: the canonical payment statuses (streams.model.Status; not imported: settings stay leaf)
+CANONICAL_STATUSES = (
+    "new", "pending", "confirmed", "completed", "underpaid", "overpaid", "expired", "failed",
+    "refunded", "canceled",
+)  # fmt: skip
+
+
+def _b64(text: str) -> bool:
+    text = text.rstrip("=")
+    try:
+        return bool(base64.b64decode(text + "=" * (-len(text) % 4), validate=True))
+    except ValueError:
+        return False
 
 
 class _Frozen(BaseModel):
@@ -156,6 +171,54 @@ class ProviderSettings(_Frozen):
     jwt: JwtProvider = JwtProvider()
 
 
+class NotifyEndpoint(_Frozen):
+    """One merchant endpoint: where to POST, the Standard Webhooks secrets to sign with (a
+    list, for rotation: one signature per secret), the canonical statuses it wants (all when
+    absent), its request timeout and its cap on concurrent requests."""
+
+    url: str = Field(pattern=r"^https?://[^\s]+$")
+    secrets: list[SecretStr] = Field(min_length=1)
+    statuses: list[str] | None = None
+    timeout_s: float = Field(default=10.0, gt=0)
+    max_in_flight: int = Field(default=8, ge=1)
+
+    @field_validator("secrets")
+    @classmethod
+    def _whsec(cls, v: list[SecretStr]) -> list[SecretStr]:
+        for s in v:
+            text = s.get_secret_value()
+            if not text.startswith("whsec_") or not _b64(text[6:]):
+                raise ValueError("each secret must be whsec_<base64>")
+        return v
+
+    @field_validator("statuses")
+    @classmethod
+    def _canonical(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and (bad := [s for s in v if s not in CANONICAL_STATUSES]):
+            raise ValueError(f"not canonical statuses: {', '.join(bad)[:200]}")
+        return v
+
+
+class NotifySettings(_Frozen):
+    """Merchant notifications (docs/notifications.md): the endpoints and the retry schedule.
+
+    Retry ``n`` (1-based) waits ``min(retry_first_s * retry_factor**(n-1), retry_max_s)``,
+    half of it jittered; a delivery still failing ``give_up_after_s`` after its transition
+    goes to ``dlq_topic``."""
+
+    endpoints: list[NotifyEndpoint] = Field(default_factory=list)
+    group: str = "notify"
+    dlq_topic: str = "notify.dlq"
+    retry_first_s: float = Field(default=8.0, gt=0)
+    retry_factor: float = Field(default=3.0, ge=1)
+    retry_max_s: float = Field(default=6 * 3600.0, gt=0)
+    give_up_after_s: float = Field(default=3 * 24 * 3600.0, gt=0)
+    #: the dispatcher looks for due retries this often (new transitions wake it at once)
+    poll_interval_ms: int = 200
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0  # Prometheus /metrics port, 0 = off; the launcher picks a free one
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PIPELINE_",
@@ -174,6 +237,7 @@ class Settings(BaseSettings):
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     dashboard: DashboardSettings = DashboardSettings()
     providers: ProviderSettings = ProviderSettings()
+    notify: NotifySettings = NotifySettings()
     log_level: str = "INFO"
     #: a payment registered or pending with no news for longer is listed as stuck
     #: (`pipeline stuck`, the dashboard, ClickHouse view stuck_payments)

@@ -66,6 +66,24 @@ LEGACY: list[tuple[str, str]] = [
     ("latency_per_minute", "AggregatingMergeTree"),
 ]
 
+#: every attempt of the notifier to POST a merchant notification; the notifier creates it too
+NOTIFY_ATTEMPTS = """
+    CREATE TABLE IF NOT EXISTS notify_attempts (
+        attempted_at DateTime64(3, 'UTC'),
+        endpoint     LowCardinality(String),
+        webhook_id   String,
+        provider     LowCardinality(String),
+        external_id  String,
+        version      UInt64,
+        status       LowCardinality(String),
+        attempt      UInt32,
+        status_code  UInt16,
+        latency_ms   Float64,
+        result       LowCardinality(String),
+        error        String
+    ) ENGINE = MergeTree ORDER BY (endpoint, attempted_at)
+    """
+
 DDL: list[str] = [
     # One row per delivery that streams processed (duplicates included): latency and outcome.
     """
@@ -260,6 +278,8 @@ DDL: list[str] = [
     GROUP BY provider, external_id
     HAVING status IN ('new', 'pending', 'confirmed') AND waiting_s > {older_than_s:UInt32}
     """,
+    # Merchant notifications (owner: notify): one row per HTTP attempt (notify/attempts.py)
+    NOTIFY_ATTEMPTS,
 ]
 
 

@@ -13,7 +13,7 @@ from stack import proc
 @dataclass
 class Part:
     """One process of the stack. ``port2``: Kafka's controller port; the Prometheus port of
-    the services that serve metrics on a port of their own (streams, sinks)."""
+    the services that serve metrics on a port of their own (streams, sinks, notify)."""
 
     name: str
     pid: int
@@ -81,7 +81,7 @@ def _listens(info: StackInfo, p: Part) -> str:
     if p.name == "ingest":
         where = info.ingest_url.removeprefix("http://")
         return f"{where}, metrics :{p.port2}" if p.port2 else where
-    if p.name in ("streams", "sinks"):
+    if p.name in ("streams", "sinks", "notify"):
         return f"metrics {host}:{p.port2}" if p.port2 else "-"
     return f"{host}:{p.port}"
 

@@ -21,9 +21,9 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
-from pydantic import BaseModel
 
-from pipeline.settings import IngestSettings, Settings, SinkSettings, StreamsSettings
+from notify import READY_LINE as NOTIFY_READY
+from pipeline.settings import Settings
 from stack import proc, services
 from stack.errors import StartError
 from stack.info import Part as Part  # re-exported: callers use launcher.Part, .StackInfo
@@ -34,7 +34,7 @@ from streams import READY_LINE
 logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # its connect retries while we poll
 
 INFRA = ("kafka", "postgres", "clickhouse")
-SERVICES = ("ingest", "streams", "sinks")
+SERVICES = ("ingest", "streams", "sinks", "notify")
 
 
 async def create_topics(bootstrap: str, settings: Settings) -> None:
@@ -177,6 +177,7 @@ def _ready_check(info: StackInfo, name: str, log: Path) -> Callable[[], bool]:
         "ingest": lambda: services.http_ok(f"{info.ingest_url}/health"),
         "streams": lambda: _log_says(log, READY_LINE),
         "sinks": lambda: _log_says(log, "sinks ready"),
+        "notify": lambda: _log_says(log, NOTIFY_READY),
     }
     return checks[name]
 
@@ -273,12 +274,8 @@ def stop_part(run_dir: Path, name: str, sig: int = signal.SIGTERM) -> None:
 
 def _has_metrics_port(name: str) -> bool:
     """Whether this service's settings have a Prometheus port of its own."""
-    groups: dict[str, type[BaseModel]] = {
-        "ingest": IngestSettings,
-        "streams": StreamsSettings,
-        "sinks": SinkSettings,
-    }
-    return "metrics_port" in groups[name].model_fields
+    group = Settings.model_fields[name].annotation
+    return isinstance(group, type) and "metrics_port" in getattr(group, "model_fields", {})
 
 
 def _start_services(info: StackInfo) -> None:

@@ -1,0 +1,157 @@
+"""The dispatcher: sends due outbox rows, never more than an endpoint's cap at once.
+
+Each endpoint is claimed on its own, up to its free slots, so a slow or dead endpoint uses
+up only its own slots and its rows wait in the outbox with their next try (a durable
+schedule: nothing sleeps holding a consumer). Per (endpoint, payment) only the oldest pending
+version is ever claimed, so a receiver never sees an older version after a newer one. New
+transitions and finished requests wake the loop at once; due retries are found by polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+
+import asyncpg
+
+from notify import metrics, outbox
+from notify.attempts import AttemptLog
+from notify.deadletters import DeadLetters
+from notify.http import Answer, Client
+from notify.message import Endpoint
+from notify.outbox import Claimed, Outcome
+from notify.schedule import Schedule, Verdict, verdict
+from notify.sign import Signer
+
+log = logging.getLogger("notify")
+
+#: a lease outlives the request's timeout by this much; then the row is due again
+LEASE_SLACK_S = 30.0
+
+
+def decide(
+    c: Claimed, a: Answer, schedule: Schedule, rand: Callable[[], float] = random.random
+) -> Outcome:
+    """The outbox's next state for one attempt's answer: pure."""
+    v = verdict(a.code)
+    if v is Verdict.DELIVERED:
+        return Outcome(c.webhook_id, a.code, "delivered", 0.0, None)
+    if v is Verdict.PERMANENT:
+        return Outcome(c.webhook_id, a.code, "dead", 0.0, f"HTTP {a.code}: permanent failure")
+    wait = schedule.next_try(c.age_s, c.attempts + 1, rand)
+    if wait is None:
+        why = f"gave up after {c.attempts + 1} attempts over {c.age_s:.0f} s; last: {a.error}"
+        return Outcome(c.webhook_id, a.code, "dead", 0.0, why)
+    return Outcome(c.webhook_id, a.code, "pending", wait, a.error)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        endpoints: Sequence[Endpoint],
+        schedule: Schedule,
+        client: Client,
+        attempts: AttemptLog,
+        dead: DeadLetters,
+        wake: asyncio.Event,
+        poll_s: float,
+    ) -> None:
+        self._pool, self._endpoints, self._schedule = pool, list(endpoints), schedule
+        self._client, self._attempts, self._dead = client, attempts, dead
+        self._wake, self._poll_s = wake, poll_s
+        self._signers = {e.url: Signer(e.secrets) for e in endpoints}
+        self._busy = {e.url: 0 for e in endpoints}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pg_down = False
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                for e in self._endpoints:
+                    await self._fill(e)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._poll_s)
+        finally:
+            if self._tasks:  # let requests under way finish and record their outcome
+                await asyncio.wait(self._tasks, timeout=max(e.timeout_s for e in self._endpoints))
+
+    async def _fill(self, e: Endpoint) -> None:
+        free = e.max_in_flight - self._busy[e.url]
+        if free <= 0:
+            return
+        try:
+            claimed = await outbox.claim(self._pool, e.url, free, e.timeout_s + LEASE_SLACK_S)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            self._note_pg(exc)
+            return
+        self._note_pg(None)
+        for c in claimed:
+            self._busy[e.url] += 1
+            metrics.IN_FLIGHT.labels(metrics.label(e.url)).inc()
+            task = asyncio.create_task(self._send(e, c))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, e: Endpoint, c: Claimed) -> None:
+        name = metrics.label(e.url)
+        try:
+            headers = self._signers[e.url].headers(c.webhook_id, int(time.time()), c.body)
+            answer = await self._client.post(e.url, headers, c.body, e.timeout_s)
+            out = decide(c, answer, self._schedule)
+            self._account(e, c, answer, out)
+            if out.state == "dead":
+                await self._dead.send(c, out.error or "", c.attempts + 1)
+            await outbox.finish(self._pool, [out])
+        except Exception:  # the lease expires and the row is tried again
+            log.exception("notify: delivery %s to %s not recorded", c.webhook_id, name)
+        finally:
+            self._busy[e.url] -= 1
+            metrics.IN_FLIGHT.labels(name).dec()
+            self._wake.set()
+
+    def _account(self, e: Endpoint, c: Claimed, a: Answer, out: Outcome) -> None:
+        name = metrics.label(e.url)
+        result = {"delivered": "delivered", "pending": "retry"}.get(out.state, "permanent")
+        if out.state == "dead" and verdict(a.code) is Verdict.RETRY:
+            result = "retry"
+        metrics.ATTEMPTS.labels(name, result).inc()
+        metrics.LATENCY.labels(name).observe(a.seconds)
+        if out.state == "delivered":
+            metrics.LAG.labels(name).observe(c.age_s + a.seconds)
+        elif out.state == "dead":
+            metrics.DEAD.labels(name).inc()
+            log.warning("notify: gave up %s to %s: %s", c.webhook_id, name, out.error)
+        self._attempts.add(
+            name, c.webhook_id, c.provider, c.external_id, c.version, c.status,
+            c.attempts + 1, a.code, a.seconds, out.state, a.error,
+        )  # fmt: skip
+
+    def _note_pg(self, exc: BaseException | None) -> None:
+        if exc is not None and not self._pg_down:
+            log.warning("notify: Postgres unreachable, dispatch paused: %s", exc)
+        elif exc is None and self._pg_down:
+            log.warning("notify: Postgres back, dispatch resumed")
+        self._pg_down = exc is not None
+
+
+async def watch_backlog(
+    pool: asyncpg.Pool, endpoints: Sequence[Endpoint], stop: asyncio.Event
+) -> None:
+    """Keep the backlog gauges true (every 5 s)."""
+    while not stop.is_set():
+        try:
+            now = await outbox.backlog(pool)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            now = None
+        for e in endpoints if now is not None else ():
+            pending, retrying, _ = now.get(e.url, (0, 0, 0.0)) if now else (0, 0, 0.0)
+            metrics.BACKLOG.labels(metrics.label(e.url)).set(pending)
+            metrics.RETRYING.labels(metrics.label(e.url)).set(retrying)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 5.0)

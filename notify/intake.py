@@ -1,0 +1,98 @@
+"""The intake: ``payments.transitions`` -> the outbox, as a sink of the one sink contract.
+
+Delivery guarantee: at least once into the outbox, exactly once in effect. A batch's wanted
+deliveries are inserted in one transaction and the Kafka offsets move only after that
+(``sinks.base.run_sink``); a redelivered batch, a re-sent duplicate transition or a replay
+finds its rows by ``webhook-id`` and inserts nothing. No HTTP here: a slow endpoint never
+holds up the stream. An unreadable transition is dead-lettered by the sink loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+from aiokafka import ConsumerRecord
+
+from notify import metrics, outbox
+from notify.errors import BadTransition
+from notify.message import Delivery, Endpoint, deliveries, parse
+from notify.outbox import Conn
+from sinks.errors import RecordRefused, SinkUnavailable
+
+_DOWN = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.exceptions.OperatorInterventionError,
+    TimeoutError,
+)
+
+ORDER_IDS = """
+SELECT provider, external_id, order_id FROM checkouts
+WHERE (provider, external_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+"""
+
+
+class OutboxSink:
+    name = "notify-outbox"
+
+    def __init__(self, pool: asyncpg.Pool, endpoints: Sequence[Endpoint], wake: asyncio.Event):
+        self._pool, self._endpoints, self._wake = pool, endpoints, wake
+
+    async def start(self) -> None:
+        try:
+            async with self._pool.acquire() as conn:
+                await outbox.migrate(conn)
+        except _DOWN as exc:
+            raise SinkUnavailable(f"postgres: {type(exc).__name__}: {exc}") from exc
+
+    async def write(self, records: Sequence[ConsumerRecord]) -> None:
+        try:
+            transitions = [parse(r.value) for r in records]
+        except BadTransition as exc:
+            raise RecordRefused(str(exc)) from exc
+        if not self._endpoints:
+            return
+        try:
+            await self._insert(transitions)
+        except _DOWN as exc:
+            raise SinkUnavailable(f"postgres: {type(exc).__name__}: {exc}") from exc
+        self._wake.set()
+
+    async def _insert(self, transitions: list[dict[str, Any]]) -> None:
+        async with self._pool.acquire() as conn:
+            await _fill_order_ids(conn, transitions)
+            ds: list[Delivery] = []
+            for t in transitions:
+                ds += deliveries(t, self._endpoints)
+            async with conn.transaction():
+                await outbox.insert(conn, ds)
+        for d in ds:
+            metrics.QUEUED.labels(metrics.label(d.endpoint)).inc()
+
+    async def close(self) -> None:
+        return None
+
+
+async def _fill_order_ids(conn: Conn, transitions: list[dict[str, Any]]) -> None:
+    """A transition whose event names no order takes its checkout's order id (if known).
+    Only the first insert of a delivery counts, so a later lookup cannot change a body."""
+    missing = [
+        t for t in transitions if not t.get("order_id") and t["to_status"] != t["from_status"]
+    ]
+    if not missing:
+        return
+    try:
+        rows = await conn.fetch(
+            ORDER_IDS, [t["provider"] for t in missing], [t["external_id"] for t in missing]
+        )
+    except asyncpg.UndefinedTableError:  # the Postgres sink has not created it yet
+        return
+    known = {(r["provider"], r["external_id"]): r["order_id"] for r in rows}
+    for t in missing:
+        t["order_id"] = known.get((t["provider"], t["external_id"]))

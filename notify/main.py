@@ -1,0 +1,137 @@
+"""Entry point of the notifier: ``pipeline-notify`` (``python -m notify.main``).
+
+One process: the intake (transitions -> outbox, offsets committed after the insert), the
+dispatcher (outbox -> merchants' endpoints), the attempt log (-> ClickHouse) and the backlog
+gauges. Several notifiers may run side by side: Kafka shares the transitions among them, and
+outbox rows are leased with ``SKIP LOCKED``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from notify import READY_LINE, metrics
+from notify.attempts import AttemptLog
+from notify.deadletters import DeadLetters
+from notify.dispatch import Dispatcher, watch_backlog
+from notify.http import Client
+from notify.intake import OutboxSink
+from notify.message import Endpoint
+from notify.schedule import Schedule
+from pipeline.logs import configure_logging
+from pipeline.retry import Backoff
+from pipeline.settings import ConfigError, NotifySettings, Settings, load_settings
+from sinks.base import run_sink, start_sink
+from sinks.main import _consumer, dead_letters
+
+log = logging.getLogger("notify")
+
+
+def endpoints(cfg: NotifySettings) -> list[Endpoint]:
+    return [
+        Endpoint(
+            e.url,
+            tuple(s.get_secret_value() for s in e.secrets),
+            None if e.statuses is None else frozenset(e.statuses),
+            e.timeout_s,
+            e.max_in_flight,
+        )
+        for e in cfg.endpoints
+    ]
+
+
+def schedule(cfg: NotifySettings) -> Schedule:
+    return Schedule(cfg.retry_first_s, cfg.retry_factor, cfg.retry_max_s, cfg.give_up_after_s)
+
+
+async def ensure_topic(bootstrap: str, name: str, partitions: int, replication: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        if name not in set(await admin.list_topics()):
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics([NewTopic(name, partitions, replication)])
+    finally:
+        await admin.close()
+
+
+async def serve(settings: Settings) -> None:
+    cfg, t, ch = settings.notify, settings.topics, settings.clickhouse
+    eps = endpoints(cfg)
+    for e in eps:
+        metrics.register(e.url)
+    stop, wake = asyncio.Event(), asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    pool = await _pool(settings.postgres.dsn.get_secret_value(), stop)
+    backoff = Backoff(settings.sinks.retry_base_s, settings.sinks.retry_max_s, attempts=0)
+    sink = OutboxSink(pool, eps, wake)
+    await start_sink(sink, backoff, stop)
+    await ensure_topic(settings.kafka.bootstrap, cfg.dlq_topic, 1, t.replication)
+    consumer = _consumer(settings, cfg.group, t.transitions)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka.bootstrap, acks="all", enable_idempotence=True
+    )
+    client, attempts = Client(), AttemptLog(ch.url, ch.database, ch.username,
+                                            ch.password.get_secret_value())  # fmt: skip
+    await consumer.start()
+    await producer.start()
+    await client.start()
+    dispatcher = Dispatcher(
+        pool, eps, schedule(cfg), client, attempts,
+        DeadLetters(producer, cfg.dlq_topic, t.transitions), wake, cfg.poll_interval_ms / 1000,
+    )  # fmt: skip
+    os.write(2, f"{READY_LINE}: {len(eps)} endpoints\n".encode())
+    try:
+        await asyncio.gather(
+            run_sink(sink, consumer, settings.sinks.batch_size, 50, backoff, stop,
+                     dead_letters(producer, "notify", t.dlq)),
+            dispatcher.run(stop),
+            attempts.run(stop),
+            watch_backlog(pool, eps, stop),
+        )  # fmt: skip
+    finally:
+        await attempts.flush()
+        await consumer.stop()
+        await producer.stop()
+        await client.close()
+        await pool.close()
+
+
+async def _pool(dsn: str, stop: asyncio.Event) -> asyncpg.Pool:
+    backoff, attempt = Backoff(0.5, 10.0, attempts=0), 0
+    while True:
+        try:
+            return await asyncpg.create_pool(dsn, min_size=1, max_size=8)
+        except (OSError, asyncpg.PostgresError) as exc:
+            attempt += 1
+            if stop.is_set():
+                raise
+            if attempt == 1:
+                log.warning("notify: Postgres unreachable at start, retrying: %s", exc)
+            await asyncio.sleep(backoff.delay(attempt))
+
+
+def main() -> None:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        sys.exit(f"pipeline-notify: {exc}")
+    configure_logging(settings.log_level)
+    metrics.serve(settings.notify.metrics_host, settings.notify.metrics_port)
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()
