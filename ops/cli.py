@@ -11,7 +11,7 @@ import orjson
 import typer
 from rich.table import Table
 
-from ops import cli_kafka, cli_payments  # noqa: F401  (they register their commands)
+from ops import cli_kafka, cli_notify, cli_payments  # noqa: F401  (they register commands)
 from ops import dlq as dlq_ops
 from ops import rebuild as rebuild_ops
 from ops.cli_base import app, command, human_ms, out, progress, run, safe, settings
