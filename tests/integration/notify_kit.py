@@ -29,6 +29,8 @@ from notify import READY_LINE
 from pipeline.settings import Settings
 from stack import launcher, proc, services
 
+TRANSITIONS = "payments.transitions"
+
 
 def whsec(seed: str) -> str:
     return "whsec_" + base64.b64encode(f"notify-test-{seed}".encode()).decode()
@@ -53,6 +55,7 @@ class Receiver:
     port: int = field(default_factory=proc.free_port)
     got: list[Received] = field(default_factory=list)
     bad: list[str] = field(default_factory=list)
+    delay_s: float = 0.0  # before answering
     _runner: web.AppRunner | None = None
 
     @property
@@ -71,6 +74,8 @@ class Receiver:
         wid = headers["webhook-id"]
         n = 1 + sum(1 for r in self.got if r.webhook_id == wid)
         code = self.answer(wid, n)
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         self.got.append(Received(wid, time.monotonic(), body, orjson.loads(body), code))
         return web.Response(status=code)
 
@@ -108,18 +113,21 @@ class BlackHole:
             self.server.close()
 
 
-async def start_at_end(bootstrap: str, group: str, topic: str) -> None:
-    """Commit the group at the topic's end: the notifier takes only what comes next."""
+Offsets = dict[TopicPartition, int]
+
+
+async def commit(bootstrap: str, group: str, topic: str, at: Offsets | None = None) -> Offsets:
+    """Commit the group at ``at``, or at the topic's end: the notifier takes only what comes
+    next. The offsets committed."""
     c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     await c.start()
     try:
-        tps = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or [])]
-        if not tps:
-            await c.topics()
-            tps = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or [])]
-        ends = await c.end_offsets(tps)
+        cluster = await c._client.fetch_all_metadata()
+        tps = [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic))]
+        offsets = at if at is not None else await c.end_offsets(tps)
         c.assign(tps)
-        await c.commit({tp: off for tp, off in ends.items()})
+        await c.commit(dict(offsets))
+        return dict(offsets)
     finally:
         await c.stop()
 
@@ -139,9 +147,11 @@ class Notifier:
         self.log = tmp / f"{self.group}.log"
         self.child: subprocess.Popen[bytes] | None = None
 
-    async def start(self, at_end: bool = True) -> None:
+    async def start(self, at_end: bool = True) -> Offsets:
+        """Start (from the topic's end, or from the group's commits); where it started."""
+        offsets: Offsets = {}
         if at_end:
-            await start_at_end(self.stack.kafka_bootstrap, self.group, "payments.transitions")
+            offsets = await commit(self.stack.kafka_bootstrap, self.group, TRANSITIONS)
         env = {**launcher.service_env(self.stack), "PIPELINE_CONFIG": str(self.config)}
         env.pop("PIPELINE_NOTIFY__METRICS_PORT", None)
         out = self.log.open("ab")
@@ -155,6 +165,11 @@ class Notifier:
             assert time.monotonic() < deadline, "notifier not ready in 60 s"
             await asyncio.sleep(0.1)
         await asyncio.sleep(1.0)  # joins its consumer group
+        return offsets
+
+    async def rewind(self, to: Offsets) -> None:
+        """Move the (stopped) notifier's group back: a replay of what came since."""
+        await commit(self.stack.kafka_bootstrap, self.group, TRANSITIONS, to)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.child is not None and self.child.poll() is None:
