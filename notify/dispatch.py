@@ -123,7 +123,7 @@ class Dispatcher:
         metrics.ATTEMPTS.labels(name, result).inc()
         metrics.LATENCY.labels(name).observe(a.seconds)
         if out.state == "delivered":
-            metrics.LAG.labels(name).observe(c.age_s + a.seconds)
+            metrics.LAG.labels(name).observe(c.since_s + a.seconds)
         elif out.state == "dead":
             metrics.DEAD.labels(name).inc()
             log.warning("notify: gave up %s to %s: %s", c.webhook_id, name, out.error)

@@ -53,7 +53,7 @@ class OutboxSink:
 
     async def write(self, records: Sequence[ConsumerRecord]) -> None:
         try:
-            transitions = [parse(r.value) for r in records]
+            transitions = [(parse(r.value), r.timestamp) for r in records]
         except BadTransition as exc:
             raise RecordRefused(str(exc)) from exc
         if not self._endpoints:
@@ -64,12 +64,12 @@ class OutboxSink:
             raise SinkUnavailable(f"postgres: {type(exc).__name__}: {exc}") from exc
         self._wake.set()
 
-    async def _insert(self, transitions: list[dict[str, Any]]) -> None:
+    async def _insert(self, transitions: list[tuple[dict[str, Any], int]]) -> None:
         async with self._pool.acquire() as conn:
-            await _fill_order_ids(conn, transitions)
+            await _fill_order_ids(conn, [t for t, _ in transitions])
             ds: list[Delivery] = []
-            for t in transitions:
-                ds += deliveries(t, self._endpoints)
+            for t, ms in transitions:
+                ds += deliveries(t, self._endpoints, ms)
             async with conn.transaction():
                 await outbox.insert(conn, ds)
         for d in ds:

@@ -39,6 +39,7 @@ class Delivery:
     version: int
     status: str
     body: bytes
+    transition_ms: int = 0  # when the transition was published (its Kafka timestamp)
 
 
 def webhook_id(provider: str, external_id: str, version: int, endpoint: str) -> str:
@@ -86,7 +87,9 @@ def parse(value: bytes | None) -> dict[str, Any]:
     return t
 
 
-def deliveries(t: dict[str, Any], endpoints: Sequence[Endpoint]) -> list[Delivery]:
+def deliveries(
+    t: dict[str, Any], endpoints: Sequence[Endpoint], transition_ms: int = 0
+) -> list[Delivery]:
     """One delivery per endpoint that wants this transition; none unless the status changed."""
     if t["to_status"] == t["from_status"]:
         return []
@@ -100,6 +103,7 @@ def deliveries(t: dict[str, Any], endpoints: Sequence[Endpoint]) -> list[Deliver
             t["version"],
             t["to_status"],
             payload,
+            transition_ms,
         )
         for e in endpoints
         if e.wants(t["to_status"])

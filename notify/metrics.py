@@ -26,7 +26,7 @@ LATENCY = Histogram(
 )
 LAG = Histogram(
     "pipeline_notify_delivery_seconds",
-    "From the delivery entering the outbox to its 2xx answer",
+    "From the transition's publication to its 2xx answer",
     ["endpoint"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 300, 3600, 86400),
 )

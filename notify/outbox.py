@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -34,10 +35,12 @@ CREATE TABLE IF NOT EXISTS notify_outbox (
     due_at       timestamptz NOT NULL DEFAULT now(),
     leased_until timestamptz,
     created_at   timestamptz NOT NULL DEFAULT now(),
+    transition_at timestamptz,  -- when the transition was published (its Kafka timestamp)
     finished_at  timestamptz,
     last_code    integer,
     last_error   text
 );
+ALTER TABLE notify_outbox ADD COLUMN IF NOT EXISTS transition_at timestamptz;
 CREATE INDEX IF NOT EXISTS notify_outbox_due ON notify_outbox (endpoint, due_at)
     WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS notify_outbox_order
@@ -45,9 +48,10 @@ CREATE INDEX IF NOT EXISTS notify_outbox_order
 """
 
 INSERT = """
-INSERT INTO notify_outbox (webhook_id, endpoint, provider, external_id, version, status, body)
+INSERT INTO notify_outbox (webhook_id, endpoint, provider, external_id, version, status, body,
+    transition_at)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[],
-    $7::bytea[])
+    $7::bytea[], $8::timestamptz[])
 ON CONFLICT (webhook_id) DO NOTHING
 """
 
@@ -66,7 +70,8 @@ WHERE webhook_id IN (
     LIMIT $2
     FOR UPDATE SKIP LOCKED)
 RETURNING webhook_id, endpoint, provider, external_id, version, status, body, attempts,
-    extract(epoch FROM now() - created_at)::float8 AS age_s
+    extract(epoch FROM now() - created_at)::float8 AS age_s,
+    extract(epoch FROM now() - coalesce(transition_at, created_at))::float8 AS since_s
 """
 
 #: one attempt's outcome; ``$3`` state, ``$4`` seconds until the next try (pending only)
@@ -100,6 +105,7 @@ class Claimed:
     body: bytes
     attempts: int  # before this one
     age_s: float  # since the transition reached the outbox
+    since_s: float  # since the transition was published
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +132,12 @@ async def insert(conn: Conn, ds: Sequence[Delivery]) -> None:
             [d.version for d in ds],
             [d.status for d in ds],
             [d.body for d in ds],
+            [_at(d.transition_ms) for d in ds],
         )
+
+
+def _at(ms: int) -> datetime | None:
+    return datetime.fromtimestamp(ms / 1000, UTC) if ms > 0 else None
 
 
 async def claim(pool: asyncpg.Pool, endpoint: str, n: int, lease_s: float) -> list[Claimed]:

@@ -40,6 +40,7 @@ def whsec(seed: str) -> str:
 class Received:
     webhook_id: str
     at: float  # time.monotonic()
+    wall: float  # time.time(), to compare with the stream's processed_at
     body: bytes
     doc: dict[str, Any]
     answered: int
@@ -76,7 +77,9 @@ class Receiver:
         code = self.answer(wid, n)
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
-        self.got.append(Received(wid, time.monotonic(), body, orjson.loads(body), code))
+        self.got.append(
+            Received(wid, time.monotonic(), time.time(), body, orjson.loads(body), code)
+        )
         return web.Response(status=code)
 
     async def start(self) -> None:
@@ -200,3 +203,14 @@ async def send(api: httpx.AsyncClient, settings: Settings, payment: str, status:
     r = await api.post("/webhooks/standard", content=body, headers=headers)
     assert r.status_code == 202, r.text
     return wid
+
+
+async def published_at(pg: Any, endpoint: str) -> dict[tuple[str, int], float]:
+    """When each transition of this endpoint's deliveries was published to
+    ``payments.transitions`` (its Kafka timestamp, kept in the outbox), as epoch seconds."""
+    rows = await pg.fetch(
+        "SELECT external_id, version, extract(epoch FROM transition_at)::float8 AS t "
+        "FROM notify_outbox WHERE endpoint = $1",
+        endpoint,
+    )
+    return {(r["external_id"], r["version"]): r["t"] for r in rows}
