@@ -53,6 +53,7 @@ class Dispatcher:
     def __init__(
         self,
         pool: asyncpg.Pool,
+        leases: asyncpg.Pool,
         endpoints: Sequence[Endpoint],
         schedule: Schedule,
         client: Client,
@@ -61,7 +62,8 @@ class Dispatcher:
         wake: asyncio.Event,
         poll_s: float,
     ) -> None:
-        self._pool, self._endpoints, self._schedule = pool, list(endpoints), schedule
+        self._pool, self._leases = pool, leases
+        self._endpoints, self._schedule = list(endpoints), schedule
         self._client, self._attempts, self._dead = client, attempts, dead
         self._wake, self._poll_s = wake, poll_s
         self._signers = {e.url: Signer(e.secrets) for e in endpoints}
@@ -86,7 +88,7 @@ class Dispatcher:
         if free <= 0:
             return
         try:
-            claimed = await outbox.claim(self._pool, e.url, free, e.timeout_s + LEASE_SLACK_S)
+            claimed = await outbox.claim(self._leases, e.url, free, e.timeout_s + LEASE_SLACK_S)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             self._note_pg(exc)
             return

@@ -74,7 +74,10 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    pool = await _pool(settings.postgres.dsn.get_secret_value(), stop)
+    dsn = settings.postgres.dsn.get_secret_value()
+    pool = await _pool(dsn, stop, 8)
+    # leases need no fsync: a lease lost with a crash only makes its row due again sooner
+    leases = await _pool(dsn, stop, 2, {"synchronous_commit": "off"})
     backoff = Backoff(settings.sinks.retry_base_s, settings.sinks.retry_max_s, attempts=0)
     sink = OutboxSink(pool, eps, wake)
     await start_sink(sink, backoff, stop)
@@ -89,7 +92,7 @@ async def serve(settings: Settings) -> None:
     await producer.start()
     await client.start()
     dispatcher = Dispatcher(
-        pool, eps, schedule(cfg), client, attempts,
+        pool, leases, eps, schedule(cfg), client, attempts,
         DeadLetters(producer, cfg.dlq_topic, t.transitions), wake, cfg.poll_interval_ms / 1000,
     )  # fmt: skip
     os.write(2, f"{READY_LINE}: {len(eps)} endpoints\n".encode())
@@ -107,13 +110,18 @@ async def serve(settings: Settings) -> None:
         await producer.stop()
         await client.close()
         await pool.close()
+        await leases.close()
 
 
-async def _pool(dsn: str, stop: asyncio.Event) -> asyncpg.Pool:
+async def _pool(
+    dsn: str, stop: asyncio.Event, size: int, server: dict[str, str] | None = None
+) -> asyncpg.Pool:
     backoff, attempt = Backoff(0.5, 10.0, attempts=0), 0
     while True:
         try:
-            return await asyncpg.create_pool(dsn, min_size=1, max_size=8)
+            return await asyncpg.create_pool(
+                dsn, min_size=1, max_size=size, server_settings=server or {}
+            )
         except (OSError, asyncpg.PostgresError) as exc:
             attempt += 1
             if stop.is_set():

@@ -166,7 +166,7 @@ async def test_a_dead_endpoint_does_not_slow_a_healthy_one(
     await dead.start()
     await rx.start()
     endpoints = endpoint_toml(
-        f"http://127.0.0.1:{dead.port}/hooks", [whsec("dead")], timeout_s=3, max_in_flight=2
+        f"http://127.0.0.1:{dead.port}/hooks", [whsec("dead")], timeout_s=5, max_in_flight=2
     ) + endpoint_toml(rx.url, rx.secrets)
     n = Notifier(stack, tmp_path, endpoints, **FAST)
     await n.start()
@@ -180,8 +180,10 @@ async def test_a_dead_endpoint_does_not_slow_a_healthy_one(
         await until(rx, 20, timeout=15)
         done = await published_at(pg, rx.url)
         lags = sorted(rx.of(p)[0].wall - done[(p, 1)] for p in sent)
-        # within a second of the transition, while the dead endpoint's requests hang for 3 s
-        assert lags[-1] < 1.0, lags
+        # while the dead endpoint's requests hang for 5 s each: within a second of the
+        # transition (a loaded 2-core machine may stall a process now and then: 90 % of
+        # them), and none anywhere near the dead endpoint's timeout
+        assert lags[len(lags) * 9 // 10] < 1.0 and lags[-1] < 2.5, lags
     finally:
         n.kill()
         await rx.stop()
