@@ -64,8 +64,9 @@ def test_prometheus_scrapes_the_ports_the_compose_config_sets() -> None:
         "ingest": f"ingest:{cfg['ingest']['metrics_port']}",  # never its public port
         "streams": f"streams:{cfg['streams']['metrics_port']}",
         "sinks": f"sinks:{cfg['sinks']['metrics_port']}",
+        "notify": f"notify:{cfg['notify']['metrics_port']}",
     }
-    hosts = {cfg[s]["metrics_host"] for s in ("ingest", "streams", "sinks")}
+    hosts = {cfg[s]["metrics_host"] for s in ("ingest", "streams", "sinks", "notify")}
     assert hosts == {"0.0.0.0"} and cfg["ingest"]["metrics_port"] != cfg["ingest"]["port"]
     prom = load_yaml(ROOT / "deploy" / "prometheus.yml")
     got = {j["job_name"]: j["static_configs"][0]["targets"][0] for j in prom["scrape_configs"]}
