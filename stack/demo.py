@@ -26,7 +26,7 @@ from rich.table import Table
 
 from pipeline.settings import ConfigError, Settings, load_settings
 from pipeline.traffic import PROVIDERS, Payment, Request, payments, requests
-from stack import launcher
+from stack import demo_shop, launcher
 from stack.cli import describe
 from stack.drain import NotDrained, pipeline_groups, wait_drained
 from stack.errors import StartError
@@ -126,10 +126,11 @@ def describe_stack(report: launcher.UpReport) -> None:
 
 
 async def main_async(settings: Settings, count: int) -> int:
-    console.print("The local stack (Kafka, Postgres, ClickHouse, ingest, streams, sinks):")
+    console.print("The local stack (Kafka, Postgres, ClickHouse, ingest, streams, sinks, notify):")
     report = launcher.ensure_up(RUN_DIR, settings)
     describe_stack(report)
     info = report.info
+    shop = await demo_shop.open_shop(settings, console.print)
     seed = int(time.time()) % 100_000
     pays = payments(count, seed=seed)
     reqs = requests(pays, settings.providers, seed=seed)
@@ -144,6 +145,8 @@ async def main_async(settings: Settings, count: int) -> int:
     try:
         waited = await wait_drained(info.kafka_bootstrap, pipeline_groups(settings), timeout)
     except NotDrained as exc:
+        if shop is not None:
+            await shop.stop()
         return fail(f"the pipeline did not take in the burst: {exc}")
     console.print(
         f"Drained {waited:.2f} s after the last answer: the stream worker and both sinks "
@@ -198,6 +201,8 @@ async def main_async(settings: Settings, count: int) -> int:
     console.print(
         f"ingest -> processed (ClickHouse): p50 {ch_lat[0]:.0f} ms, p99 {ch_lat[1]:.0f} ms"
     )
+    ids = [p.external_id for p in pays]
+    notified = await demo_shop.report(shop, info.postgres_dsn, ids, console.print, timeout)
     console.print(
         f"Stack still running: stop it with [bold]make down[/]. "
         f"Addresses in {RUN_DIR / 'stack.env'}"
@@ -210,7 +215,8 @@ async def main_async(settings: Settings, count: int) -> int:
     events = sum(len(p.events) for p in pays)
     right = sum(1 for p in pays if got.get((p.provider, p.external_id)) == p.expected_status)
     pg_n, ch_n = sum(pg_events.values()), sum(ch_events.values())
-    if accepted == len(reqs) and right == len(pays) and pg_n == events and ch_n == events:
+    landed_all = accepted == len(reqs) and right == len(pays) and pg_n == events == ch_n
+    if landed_all and notified:
         console.print(
             f"[green]every webhook landed: {right} payments in their expected status in "
             f"Postgres, {events} distinct events in Postgres and in ClickHouse[/]"
@@ -220,6 +226,7 @@ async def main_async(settings: Settings, count: int) -> int:
         f"not every webhook landed as expected: {accepted}/{len(reqs)} webhooks accepted, "
         f"{right}/{len(pays)} payments in their expected status in Postgres, "
         f"{pg_n}/{events} events in Postgres, {ch_n}/{events} in ClickHouse"
+        + ("" if notified else "; the demo shop did not receive every notification")
     )
 
 
