@@ -29,6 +29,7 @@ from litestar.types import ControllerRouterHandler
 from ingest.auth import Tokens, bearer, refuse
 from ingest.dashboard import queries, session
 from ingest.dashboard.lag import LagReader
+from ingest.dashboard.notify import notifications
 from ingest.dashboard.stuck import stuck
 from ingest.errors import SourceUnavailable
 from pipeline.settings import Settings
@@ -92,6 +93,7 @@ class Dashboard:
                 lag,
                 dead_letters,
                 stuck,
+                notifications,
             ],
             guards=[self.guard],
             dependencies={"dash": Provide(lambda: self, sync_to_thread=False)},

@@ -121,6 +121,13 @@ async def test_503_twice_then_200_gets_the_same_id_three_times_and_nothing_after
 
         rows = await eventually(attempts, lambda r: len(r) >= 3, 15, "attempts in ClickHouse")
         assert rows == [(1, 503, "pending"), (2, 503, "pending"), (3, 200, "delivered")]
+        token = settings.dashboard.token.get_secret_value()
+        r = await api.get(
+            "/dashboard/api/notifications", headers={"authorization": f"Bearer {token}"}
+        )
+        [panel] = [e for e in r.json()["endpoints"] if e["endpoint"] == rx.url]
+        assert (panel["attempts"], panel["delivered"], panel["retried"]) == (3, 1, 2)
+        assert panel["success"] == 0.3333 and panel["backlog"]["pending"] == 0
     finally:
         n.kill()
         await rx.stop()
