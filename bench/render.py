@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.notify_bench import render as notify_render
+
 NOTES = "\n## Reading the figures\n"
 
 
@@ -184,6 +186,7 @@ def page(r: dict[str, Any]) -> str:
         ("e2e", e2e),
         ("e2e_sustained", e2e),
         ("e2e_light", e2e),
+        ("notify", notify_render),
     ):
         part = r.get(name)
         if isinstance(part, dict) and "error" in part:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import common, e2e_bench, ingest_bench, render, sinks_bench, streams_bench
+from bench import common, e2e_bench, ingest_bench, notify_bench, render, sinks_bench, streams_bench
 from pipeline.settings import load_settings
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
@@ -26,6 +26,7 @@ PARTS: dict[str, Callable[..., dict[str, Any]]] = {
     "e2e_sustained": lambda settings: e2e_bench.bench(settings, rate=250.0, seconds=30),
     # a merchant platform's ordinary day: the latency when nothing queues
     "e2e_light": lambda settings: e2e_bench.bench(settings, rate=10.0, seconds=30),
+    "notify": notify_bench.bench,
 }
 
 

@@ -62,11 +62,13 @@ WHERE webhook_id IN (
     SELECT o.webhook_id FROM notify_outbox o
     WHERE o.endpoint = $1 AND o.state = 'pending' AND o.due_at <= now()
       AND (o.leased_until IS NULL OR o.leased_until < now())
-      AND NOT EXISTS (
-          SELECT 1 FROM notify_outbox p
+      -- a correlated subquery (a SubPlan, run per row with its values) rather than NOT EXISTS:
+      -- an anti-join may be planned as a scan of the endpoint's whole backlog per row
+      AND o.version = (
+          SELECT min(p.version) FROM notify_outbox p
           WHERE p.endpoint = o.endpoint AND p.provider = o.provider
-            AND p.external_id = o.external_id AND p.state = 'pending' AND p.version < o.version)
-    ORDER BY o.due_at, o.version
+            AND p.external_id = o.external_id AND p.state = 'pending')
+    ORDER BY o.due_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED)
 RETURNING webhook_id, endpoint, provider, external_id, version, status, body, attempts,
