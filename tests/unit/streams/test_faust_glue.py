@@ -168,9 +168,7 @@ async def test_records_fetched_and_not_delivered_are_fetched_again() -> None:
     assert c.sought == [(0, 269)]
 
 
-async def test_a_fetch_after_a_seek_with_nothing_delivered_starts_again_at_its_first() -> (
-    None
-):
+async def test_a_fetch_after_a_seek_with_nothing_delivered_starts_again_at_its_first() -> None:
     c = _fetched({P0: (268, 278)}, {}, {P0: 268})  # the seek set the read offset to 268
     await c._refetch_undelivered()
     assert c.sought == [(0, 268)]
