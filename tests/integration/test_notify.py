@@ -294,3 +294,20 @@ async def test_given_up_deliveries_are_dead_lettered_listed_and_redriven(
         n.kill()
         for rx in (gone, down):
             await rx.stop()
+
+
+async def test_the_stack_notifier_serves_its_metrics_per_endpoint(
+    stack: launcher.StackInfo, settings: Settings
+) -> None:
+    part = launcher.StackInfo.load(Path(stack.run_dir))
+    assert part is not None and part.parts["notify"].port2, "the launcher gives it a port"
+    async with httpx.AsyncClient(timeout=10) as client:
+        text = (await client.get(f"http://127.0.0.1:{part.parts['notify'].port2}/metrics")).text
+    [demo] = settings.notify.endpoints
+    for series in (
+        f'pipeline_notify_attempts_total{{endpoint="{demo.url}",result="delivered"}}',
+        f'pipeline_notify_attempts_total{{endpoint="{demo.url}",result="retry"}}',
+        f'pipeline_notify_backlog{{endpoint="{demo.url}"}}',
+        f'pipeline_notify_dead_letters_total{{endpoint="{demo.url}"}}',
+    ):
+        assert series in text, series
