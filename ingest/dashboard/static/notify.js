@@ -12,7 +12,8 @@
       if (!r.ok) throw new Error(`${r.status} ${(await r.json()).detail || ""}`);
       const d = await r.json();
       const backlog = d.endpoints.reduce((n, e) => n + e.backlog.pending, 0);
-      $("notify-total").textContent = `${d.endpoints.length} endpoints, backlog ${backlog}`;
+      const n = d.endpoints.length;
+      $("notify-total").textContent = `${n} endpoint${n === 1 ? "" : "s"}, backlog ${backlog}`;
       const body = $("notify-list").tBodies[0];
       body.replaceChildren();
       for (const e of d.endpoints) {
