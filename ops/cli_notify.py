@@ -8,9 +8,9 @@ import orjson
 import typer
 from rich.table import Table
 
-from ops import dlq as dlq_ops
 from ops import notify_dlq
 from ops.cli_base import app, command, human_ms, out, run, safe, settings
+from ops.errors import OpsError
 
 notify_app = typer.Typer(
     help="Merchant notifications given up: list them, send chosen ones again.",
@@ -60,7 +60,12 @@ def notify_redrive(
     """Send chosen notifications again (after the endpoint is fixed): same id and body."""
     s = settings()
     letters = run(notify_dlq.load(s.kafka.bootstrap, s.notify.dlq_topic))
-    chosen = dlq_ops.choose(letters, ids or [], None, all_)
+    if not ids and not all_:
+        raise OpsError("name webhook-ids, or pass --all")
+    by_id = {d.id: d for d in letters}
+    if missing := [i for i in ids or [] if i not in by_id]:
+        raise OpsError(f"no notification given up with id {missing[0]!r} (pipeline notify list)")
+    chosen = [by_id[i] for i in ids] if ids else letters
     done = run(notify_dlq.redrive(s.postgres.dsn.get_secret_value(), chosen, force))
     for i in done.skipped:
         typer.echo(f"skipped {i}: a newer version was delivered since (--force sends it)")
