@@ -120,9 +120,77 @@ async def latencies(dsn: str, ch_url: str, ids: list[str]) -> tuple[list[float],
     return [float(r["s"]) for r in e2e], ch_lat
 
 
+def landed_table(
+    pays: list[Payment],
+    reqs: list[Request],
+    codes: Counter[tuple[str, int]],
+    got: dict[tuple[str, str], str],
+    pg_events: Counter[str],
+    ch_events: Counter[str],
+) -> Table:
+    """Per provider: what was sent, accepted, and found in Postgres and ClickHouse."""
+    table = Table(title="What landed where")
+    for col in (
+        "provider",
+        "payments",
+        "webhooks sent",
+        "202",
+        "Postgres rows right",
+        "Postgres events",
+        "ClickHouse events",
+        "events expected",
+    ):
+        table.add_column(col, justify="right")
+    for prov in PROVIDERS:
+        mine = [p for p in pays if p.provider == prov]
+        right = sum(1 for p in mine if got.get((prov, p.external_id)) == p.expected_status)
+        table.add_row(
+            prov,
+            str(len(mine)),
+            str(sum(1 for r in reqs if r.provider == prov)),
+            str(codes.get((prov, 202), 0)),
+            str(right),
+            str(pg_events[prov]),
+            str(ch_events[prov]),
+            str(sum(len(p.events) for p in mine)),
+        )
+    return table
+
+
 def describe_stack(report: launcher.UpReport) -> None:
     for i, line in enumerate(describe(report)):
         console.print(f"[bold]{line}[/]" if i == 0 else line, highlight=False)
+
+
+async def print_figures(
+    info: launcher.StackInfo,
+    pays: list[Payment],
+    codes: Counter[tuple[str, int]],
+    lat: list[float],
+    elapsed: float,
+) -> None:
+    """HTTP answers, rate, and latencies of the burst."""
+    accepted = sum(n for (_, code), n in codes.items() if code == 202)
+    answers = Counter[int]()
+    for (_, code), n in codes.items():
+        answers[code] += n
+    console.print(
+        f"HTTP answers: {dict(answers)}; {accepted / elapsed:,.0f} webhooks/s accepted "
+        f"over {elapsed:.2f} s"
+    )
+    console.print(
+        f"ingest 202 latency: p50 {pct(lat, 50) * 1000:.1f} ms, p99 {pct(lat, 99) * 1000:.1f} ms"
+    )
+    s, ch_lat = await latencies(
+        info.postgres_dsn, info.clickhouse_url, [p.external_id for p in pays]
+    )
+    console.print(
+        f"ingest -> Postgres row (last event): p50 {pct(s, 50) * 1000:.0f} ms, "
+        f"p99 {pct(s, 99) * 1000:.0f} ms"
+    )
+    console.print(
+        f"ingest -> processed (ClickHouse): p50 {ch_lat[0]:.0f} ms, p99 {ch_lat[1]:.0f} ms"
+    )
 
 
 async def main_async(settings: Settings, count: int) -> int:
@@ -154,53 +222,9 @@ async def main_async(settings: Settings, count: int) -> int:
     )
     got, pg_events, ch_events = await landed(info.postgres_dsn, info.clickhouse_url, pays)
 
-    table = Table(title="What landed where")
-    for col in (
-        "provider",
-        "payments",
-        "webhooks sent",
-        "202",
-        "Postgres rows right",
-        "Postgres events",
-        "ClickHouse events",
-        "events expected",
-    ):
-        table.add_column(col, justify="right")
-    for prov in PROVIDERS:
-        mine = [p for p in pays if p.provider == prov]
-        right = sum(1 for p in mine if got.get((prov, p.external_id)) == p.expected_status)
-        table.add_row(
-            prov,
-            str(len(mine)),
-            str(sum(1 for r in reqs if r.provider == prov)),
-            str(codes.get((prov, 202), 0)),
-            str(right),
-            str(pg_events[prov]),
-            str(ch_events[prov]),
-            str(sum(len(p.events) for p in mine)),
-        )
-    console.print(table)
+    console.print(landed_table(pays, reqs, codes, got, pg_events, ch_events))
     accepted = sum(n for (_, code), n in codes.items() if code == 202)
-    answers = Counter[int]()
-    for (_, code), n in codes.items():
-        answers[code] += n
-    console.print(
-        f"HTTP answers: {dict(answers)}; {accepted / elapsed:,.0f} webhooks/s accepted "
-        f"over {elapsed:.2f} s"
-    )
-    console.print(
-        f"ingest 202 latency: p50 {pct(lat, 50) * 1000:.1f} ms, p99 {pct(lat, 99) * 1000:.1f} ms"
-    )
-    s, ch_lat = await latencies(
-        info.postgres_dsn, info.clickhouse_url, [p.external_id for p in pays]
-    )
-    console.print(
-        f"ingest -> Postgres row (last event): p50 {pct(s, 50) * 1000:.0f} ms, "
-        f"p99 {pct(s, 99) * 1000:.0f} ms"
-    )
-    console.print(
-        f"ingest -> processed (ClickHouse): p50 {ch_lat[0]:.0f} ms, p99 {ch_lat[1]:.0f} ms"
-    )
+    await print_figures(info, pays, codes, lat, elapsed)
     ids = [p.external_id for p in pays]
     notified = await demo_shop.report(shop, info.postgres_dsn, ids, console.print, timeout)
     console.print(
