@@ -18,8 +18,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.settings import Settings
-from pipeline.webhook_factory import signed_request
 from stack.launcher import StackInfo
+from testing.webhooks import signed_request
 from tests.auth import api_token
 from tests.chaos.hostile import sample
 from tests.chaos.inprocess import serve, stack_settings

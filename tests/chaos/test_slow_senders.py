@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from pipeline.settings import IngestSettings, Settings, load_settings
-from pipeline.webhook_factory import signed_request
 from stack.launcher import StackInfo
+from testing.webhooks import signed_request
 from tests.auth import api_token
 from tests.chaos.hostile import sample
 from tests.chaos.inprocess import serve, stack_settings

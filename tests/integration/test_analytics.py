@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from pipeline.settings import Settings
-from pipeline.traffic import PROVIDERS, Payment, payments, requests
-from pipeline.webhook_factory import SampleEvent, signed_request
+from testing.traffic import PROVIDERS, Payment, payments, requests
+from testing.webhooks import SampleEvent, signed_request
 from tests.integration.test_stream_semantics import send
 from tests.integration.waiting import eventually
 

@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from pipeline.settings import Settings
-from pipeline.traffic import payments, requests
 from stack import launcher
+from testing.traffic import payments, requests
 from tests.integration.browser import sign_in_and_look
 from tests.integration.test_stream_semantics import assert_converged, send
 from tests.integration.waiting import eventually

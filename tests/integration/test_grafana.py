@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from pipeline.settings import Settings
-from pipeline.traffic import payments, requests
 from stack import launcher
+from testing.traffic import payments, requests
 from tests.integration.test_stream_semantics import send
 from tests.integration.waiting import eventually
 

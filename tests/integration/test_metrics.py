@@ -17,8 +17,8 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.settings import Settings
-from pipeline.traffic import payments, requests
 from stack import launcher
+from testing.traffic import payments, requests
 from tests.integration.test_stream_semantics import assert_converged, send
 from tests.integration.waiting import eventually
 

@@ -24,10 +24,10 @@ from ops import kafka_io
 from pipeline.dlq import dead_letter
 from pipeline.envelope import RawWebhook
 from pipeline.settings import Settings
-from pipeline.traffic import payments, requests
-from pipeline.webhook_factory import SampleEvent, signed_request
 from sinks.clickhouse import ClickHouseSink
 from stack import launcher
+from testing.traffic import payments, requests
+from testing.webhooks import SampleEvent, signed_request
 from tests.integration.test_stream_semantics import assert_converged, send
 from tests.integration.waiting import drained, eventually, pipeline_groups
 

@@ -12,8 +12,8 @@ import orjson
 import pytest
 
 from pipeline.settings import Settings
-from pipeline.traffic import payments, requests
 from streams.model import PaymentEvent
+from testing.traffic import payments, requests
 from tests.auth import api_token
 from tests.integration.test_stream_semantics import assert_converged, send
 

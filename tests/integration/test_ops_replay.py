@@ -19,8 +19,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from ops import kafka_io, kafka_tools
 from pipeline.settings import Settings
-from pipeline.traffic import payments, requests
 from stack import launcher
+from testing.traffic import payments, requests
 from tests.integration.test_ops import pipeline
 from tests.integration.test_stream_semantics import assert_converged, send
 from tests.integration.waiting import drained, pipeline_groups

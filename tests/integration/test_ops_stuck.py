@@ -15,8 +15,8 @@ import httpx
 import orjson
 
 from pipeline.settings import Settings
-from pipeline.webhook_factory import SampleEvent, signed_request
 from stack import launcher
+from testing.webhooks import SampleEvent, signed_request
 from tests.integration.test_ops import pipeline
 from tests.integration.test_stream_semantics import register_checkout
 from tests.integration.waiting import eventually

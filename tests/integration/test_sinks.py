@@ -17,12 +17,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from pipeline.retry import Backoff
 from pipeline.settings import Settings
-from pipeline.traffic import payments, requests
 from sinks.base import run_sink
 from sinks.clickhouse import ClickHouseSink
 from sinks.pg_schema import migrate
 from sinks.postgres import PostgresSink
 from stack import launcher
+from testing.traffic import payments, requests
 from tests.integration.test_stream_semantics import assert_converged, send
 
 

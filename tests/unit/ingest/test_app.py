@@ -15,7 +15,7 @@ from ingest.app import create_app
 from ingest.writer import MemoryWriter
 from pipeline.envelope import KIND_CHECKOUT
 from pipeline.settings import Settings, load_settings
-from pipeline.webhook_factory import SampleEvent, signed_request
+from testing.webhooks import SampleEvent, signed_request
 
 PROVIDERS = ("coinbase", "btcpay", "nowpayments", "coinpayments", "standard", "jwt")
 

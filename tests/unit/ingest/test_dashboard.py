@@ -21,7 +21,7 @@ from ingest.dashboard import session
 from ingest.dashboard.lag import lag_rows
 from ingest.writer import MemoryWriter
 from pipeline.settings import ApiSettings, DashboardSettings, Settings, load_settings
-from pipeline.webhook_factory import SampleEvent, signed_request
+from testing.webhooks import SampleEvent, signed_request
 
 TOKEN = "unit-test-dashboard-token"
 API_TOKEN = "unit-test-api-token"

@@ -15,7 +15,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.traffic import SCENARIOS
 from streams.errors import StateLimit
 from streams.machine import (
     ALLOWED,
@@ -28,6 +27,7 @@ from streams.machine import (
     restate,
 )
 from streams.model import Checkout, PaymentEvent, Status
+from testing.traffic import SCENARIOS
 
 S = Status
 T0 = datetime(2026, 9, 21, 12, 0, tzinfo=UTC)
