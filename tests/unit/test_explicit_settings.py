@@ -22,8 +22,11 @@ def test_explicit_settings_ignore_the_environment_and_any_config_file(
     config.write_text('[api]\ntokens = ["from-a-file"]\n[ingest]\nport = 1\n')
     monkeypatch.setenv("PIPELINE_CONFIG", str(config))
     monkeypatch.setenv("PIPELINE_DASHBOARD__TOKEN", "from-the-environment")
+    monkeypatch.setenv("PIPELINE_INGEST__MAX_BODY_BYTES", "7")
     s = unit_settings()
     assert [t.get_secret_value() for t in s.api.tokens] == list(API_TOKENS)
     assert s.dashboard.token.get_secret_value() == "unit-dashboard-token"
-    assert s.ingest.port == 8000  # the code's default
-    assert load_settings().ingest.port == 1  # while the process's own settings do read them
+    assert (s.ingest.port, s.ingest.max_body_bytes) == (8000, 256 * 1024)  # the code's defaults
+    # while the process's own settings do read both
+    read = load_settings()
+    assert (read.ingest.port, read.ingest.max_body_bytes) == (1, 7)
