@@ -9,6 +9,11 @@ from pipeline.settings import ProviderSettings
 from testing.sample import SampleEvent
 
 
+def own_event_id(ev: SampleEvent) -> str:
+    """The dedup id of a provider that names its events: ``provider:event id``."""
+    return f"{ev.provider}:{ev.event_id}"
+
+
 @dataclass(frozen=True)
 class Signing:
     """What a signature needs: the configured secrets, the signing time (unix seconds) and,
@@ -27,12 +32,7 @@ class Builder:
     statuses: tuple[str, ...]
     body: Callable[[SampleEvent, int, ProviderSettings], bytes]
     headers: Callable[[SampleEvent, bytes, Signing], dict[str, str]]
-    event_id: Callable[[SampleEvent], str] = lambda ev: own_event_id(ev)
-
-
-def own_event_id(ev: SampleEvent) -> str:
-    """The dedup id of a provider that names its events: ``provider:event id``."""
-    return f"{ev.provider}:{ev.event_id}"
+    event_id: Callable[[SampleEvent], str] = own_event_id
 
 
 def first_secret(providers: ProviderSettings, provider: str) -> bytes:
