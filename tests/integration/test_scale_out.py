@@ -34,10 +34,10 @@ from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
 from bench.loadgen import run as load
 from pipeline.settings import Settings
-from pipeline.traffic import Payment, payments, requests
 from stack import launcher, proc, services
 from stack.drain import NotDrained, pipeline_groups, wait_drained
 from streams import READY_LINE
+from testing.traffic import Payment, payments, requests
 from tests.integration.test_stream_semantics import assert_converged, statuses
 
 PAYMENTS = 240  # about 780 webhooks per run
