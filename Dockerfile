@@ -12,6 +12,7 @@ COPY stack ./stack
 COPY ops ./ops
 COPY bench ./bench
 COPY notify ./notify
+COPY testing ./testing
 COPY config ./config
 RUN pip install . && useradd --system --uid 10001 pipeline && mkdir -p /data && chown pipeline /data
 USER pipeline

@@ -24,8 +24,8 @@ import orjson
 import typer
 
 from pipeline.settings import ProviderSettings
-from pipeline.traffic import PROVIDERS, Payment, Request, payments, requests
-from pipeline.webhook_factory import expected_event_id
+from testing.traffic import PROVIDERS, Payment, Request, payments, requests
+from testing.webhooks import expected_event_id
 
 
 @dataclass
