@@ -208,9 +208,14 @@ async def send(api: httpx.AsyncClient, settings: Settings, payment: str, status:
 async def published_at(pg: Any, endpoint: str) -> dict[tuple[str, int], float]:
     """When each transition of this endpoint's deliveries was published to
     ``payments.transitions`` (its Kafka timestamp, kept in the outbox), as epoch seconds."""
+    return {k: t for k, (t, _) in (await outbox_times(pg, endpoint)).items()}
+
+
+async def outbox_times(pg: Any, endpoint: str) -> dict[tuple[str, int], tuple[float, float]]:
+    """Per delivery: its transition's publication and its insert into the outbox (epoch s)."""
     rows = await pg.fetch(
-        "SELECT external_id, version, extract(epoch FROM transition_at)::float8 AS t "
-        "FROM notify_outbox WHERE endpoint = $1",
+        "SELECT external_id, version, extract(epoch FROM transition_at)::float8 AS t, "
+        "extract(epoch FROM created_at)::float8 AS c FROM notify_outbox WHERE endpoint = $1",
         endpoint,
     )
-    return {(r["external_id"], r["version"]): r["t"] for r in rows}
+    return {(r["external_id"], r["version"]): (r["t"], r["c"]) for r in rows}
