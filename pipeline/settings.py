@@ -57,6 +57,8 @@ class IngestSettings(_Frozen):
     produce_timeout_s: float = 5.0
     kafka_linger_ms: int = 5
     retry_after_s: int = 5
+    #: webhooks waiting for their broker ack at most; beyond, 503 + Retry-After at once (0016)
+    max_inflight: int = 512
     #: Prometheus /metrics on this internal port, never on the public one; 0 = off
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0
