@@ -31,8 +31,8 @@ from ingest.auth import Tokens, api_guard, json_only
 from ingest.cors import cors_config, json_preflight_refusal
 from ingest.dashboard.routes import Dashboard
 from ingest.errors import BrokerUnavailable
-from ingest.ids import new_id
 from ingest.fastpath import IngestApp, WebhookRoute
+from ingest.ids import new_id
 from ingest.middleware import BodyDeadlineMiddleware, RequestIdMiddleware
 from ingest.transactions import (
     TransactionsUnavailable,

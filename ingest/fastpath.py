@@ -22,8 +22,10 @@ from typing import Any
 
 import structlog
 from litestar import Litestar
+from litestar.enums import ScopeType
 from litestar.types import (
     HTTPReceiveMessage,
+    HTTPScope,
     LifeSpanReceive,
     LifeSpanScope,
     LifeSpanSend,
@@ -61,7 +63,7 @@ class WebhookRoute:
         self._cors = cors
         self._counters: dict[tuple[str, int], Any] = {}
 
-    def serves(self, scope: Scope) -> str | None:
+    def serves(self, scope: HTTPScope) -> str | None:
         """The provider when this request is the route's, None when Litestar answers it."""
         if scope["method"] != "POST":
             return None
@@ -75,7 +77,7 @@ class WebhookRoute:
             return None  # a browser's request: Litestar's CORS middleware answers it
         return provider
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send, provider: str) -> None:
+    async def __call__(self, scope: HTTPScope, receive: Receive, send: Send, provider: str) -> None:
         # header values are bytes of any kind (latin-1 at most): never assume UTF-8
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         given = headers.get("x-request-id", "")
@@ -179,8 +181,8 @@ class IngestApp(Litestar):
         send: Send | LifeSpanSend,
     ) -> None:
         route = self.webhook_route
-        if route is not None and scope["type"] == "http":
-            provider = route.serves(scope)
+        if route is not None and scope["type"] == ScopeType.HTTP:
+            provider = route.serves(scope)  # type: ignore[arg-type]
             if provider is not None:
                 await route(scope, receive, send, provider)  # type: ignore[arg-type]
                 return
