@@ -256,7 +256,7 @@ async def rebuild(
     report.database = name
     try:
         fresh = await _fresh_database(dsn, name)
-        snapshots = [orjson.dumps(e.state.to_dict()) for e in entries.values() if e.state]
+        snapshots = [orjson.dumps(e.state.snapshot()) for e in entries.values() if e.state]
         await _write(fresh, snapshots, transitions)
         rebuilt, live = await _rows(fresh), await _rows(dsn)
         events, live_events = _rebuilt_events(transitions), _live_events(clickhouse_url)

@@ -121,12 +121,11 @@ def process(
     refused = set()
     for key, entry in entries.items():
         assert entry.state is not None  # any record processed leaves a state
-        snapshot = orjson.dumps(entry.state.to_dict())
-        value = entry.encode(snapshot) if key in changed else None
-        size = len(value or snapshot)
-        if size > max_state_bytes:
+        snapshot = orjson.dumps(entry.state.snapshot())
+        value = entry.encode() if key in changed else None
+        if value is not None and len(value) > max_state_bytes:  # unchanged: stored, so within
             refused.add(key)
-            why = StateLimit(f"payment state would grow to {size} bytes")
+            why = StateLimit(f"payment state would grow to {len(value)} bytes")
             out.dead += (_dead(m, "apply", why, now_ms) for m in mine[key])
             continue
         out.payments[key] = Written(entry, value, snapshot, mine[key][-1])

@@ -97,8 +97,16 @@ class TxState:
     overruled: tuple[Checkout, ...] = field(default=())
 
     def to_dict(self, origins: bool = True) -> dict[str, Any]:
-        """``origins=False``: only what convergence promises (each event's origin, the record
-        it produced on arrival, depends on the arrival order by nature)."""
+        """The table's value. ``origins=False``: only what convergence promises (each event's
+        origin, the record it produced on arrival, depends on the arrival order by nature)."""
+        return {
+            **self.snapshot(),
+            "events": [a.to_dict(origins) for a in self.events],
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        """The ``payments.state`` record: the payment as it stands, without its events (their
+        history is on ``payments.transitions``), so its size does not grow with them."""
         return {
             "provider": self.provider,
             "external_id": self.external_id,
@@ -110,7 +118,7 @@ class TxState:
             "checkout": None if self.checkout is None else self.checkout.to_dict(),
             "late": self.late,
             "updated_at": None if self.updated_at is None else iso(self.updated_at),
-            "events": [a.to_dict(origins) for a in self.events],
+            "event_count": len(self.events),
             "overruled_checkouts": [c.to_dict() for c in self.overruled],
         }
 

@@ -24,10 +24,9 @@ class Entry:
     state: TxState | None = None
     seen: dedup.Seen = field(default_factory=dict)
 
-    def encode(self, state_json: bytes | None = None) -> bytes:
-        """The table value; ``state_json``: the state already serialized (as its snapshot)."""
-        if state_json is None:
-            state_json = b"null" if self.state is None else orjson.dumps(self.state.to_dict())
+    def encode(self) -> bytes:
+        """The table value: the state with its events, and the recently seen event ids."""
+        state_json = b"null" if self.state is None else orjson.dumps(self.state.to_dict())
         return b'{"state":' + state_json + b',"seen":' + orjson.dumps(self.seen) + b"}"
 
     @classmethod
