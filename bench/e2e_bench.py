@@ -229,7 +229,7 @@ def ramp(
     sustained = 0.0
     failed = 0
     with common.infra(settings, "e2e", services_too=True) as info:
-        _warm(info, settings, payments=3000)  # 10 s: the broker's JIT compiles its hot paths
+        _warm(info, settings, payments=3000)  # ~30 s at 300/s: the broker JIT-compiles
         for i, rate in enumerate(rates):
             step = _step(info, settings, _requests(settings, rate, seconds, seed=31 + i), rate)
             rss = {name: round(proc.rss_mb(part.pid), 1) for name, part in info.parts.items()}
