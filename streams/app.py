@@ -29,7 +29,7 @@ from faust.types import EventT
 from pipeline.retry import Backoff, retry
 from pipeline.settings import Settings
 from streams import flow
-from streams.faust_glue import AckedTable, as_current
+from streams.faust_glue import AckedTable, WorkerTransport, as_current
 from streams.step import Entry
 
 log = logging.getLogger("streams")
@@ -60,6 +60,7 @@ def create_app(settings: Settings) -> faust.App:
         logging_config=None,
         Table=AckedTable,
     )
+    app.transport = WorkerTransport(app.conf.broker_consumer, app)  # decisions 0008, 0009
 
     def topic(name: str) -> faust.TopicT:
         return app.topic(
