@@ -1,17 +1,17 @@
-"""Entry point of the ingest service: ``pipeline-ingest``, granian serving ``create_app``.
+"""Entry point of the ingest service: ``pipeline-ingest``, uvicorn serving ``create_app``.
 
-Granian (hyper underneath) because it bounds the time a client may take to send a request's
-headers (``[ingest] header_timeout_s``): a connection that opens and trickles or withholds its
-headers (slowloris) is closed then, which uvicorn cannot do. HTTP/1.1 only: HTTP/2 has no such
-bound in granian, and providers send HTTP/1.1 (decision 0011).
+uvicorn (httptools, uvloop) with a deadline for every request's headers of our own
+(``ingest.headers_deadline``, ``[ingest] header_timeout_s``): a connection that opens and
+trickles or withholds its headers (slowloris) is closed then, as granian did (decision 0011).
+uvicorn because it costs about half of granian's CPU per request at the rates ingest sees
+(decision 0016: granian hands each request from its Rust thread to the event loop and back).
+HTTP/1.1 only; one process (scale out with more ingest processes behind the load balancer).
 
-Granian's ``backpressure`` counts open *connections*, idle keep-alive ones included, not
-requests: at its default (the listen backlog, 1,024) a client with more connections than that
-(a load balancer, a provider's retry storm, the load generator under overload) had the rest
-wait unanswered in the kernel's queue until they timed out, 3.8 % of the requests at 1,000/s
-offered (decision 0016). Connections are bounded by the process's file limit instead; every
-connection is still closed by the header and body deadlines, and overload is answered 503 by
-the app (``[ingest] max_inflight``).
+``server`` still builds granian with the settings it would need (``bench/serve.py`` measures
+it): its ``backpressure`` counts open *connections*, idle keep-alive ones included, and at its
+default (1,024) a client with more connections than that had the rest wait unanswered until
+they timed out, 3.8 % of the requests at 1,000/s offered. uvicorn accepts every connection;
+overload is answered 503 by the app (``[ingest] max_inflight``).
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ import resource
 import sys
 from typing import Any
 
+import uvicorn
 from granian.constants import HTTPModes, Interfaces
 from granian.http import HTTP1Settings
 from granian.log import LogLevels
 from granian.server import Server
 from granian.server.common import AbstractServer
 
+from ingest.headers_deadline import with_header_timeout
 from pipeline.settings import ConfigError, IngestSettings, load_settings
 
 TARGET = "ingest.asgi:app_factory"
@@ -43,7 +45,8 @@ def connection_limit() -> int:
 
 
 def server(cfg: IngestSettings, target: str = TARGET) -> AbstractServer[Any]:
-    """One worker process (scale out with more ingest processes behind the load balancer)."""
+    """Granian as ingest ran on it until decision 0016 (one worker, header timeout), with its
+    connection limit from the file limit: for measuring against."""
     return Server(
         target,
         address=cfg.host,
@@ -60,12 +63,29 @@ def server(cfg: IngestSettings, target: str = TARGET) -> AbstractServer[Any]:
     )
 
 
+def uvicorn_config(cfg: IngestSettings, target: str = TARGET) -> uvicorn.Config:
+    """uvicorn with httptools and uvloop, and the header deadline of ``ingest.headers_deadline``
+    (uvicorn has none of its own); one process."""
+    return uvicorn.Config(
+        target,
+        factory=True,
+        host=cfg.host,
+        port=cfg.port,
+        http=with_header_timeout(cfg.header_timeout_s),
+        loop="uvloop",
+        backlog=BACKLOG,
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+    )
+
+
 def main() -> None:
     try:
         settings = load_settings()  # here first: a config error is one line, before any worker
     except ConfigError as exc:
         sys.exit(f"pipeline-ingest: {exc}")
-    server(settings.ingest).serve()
+    uvicorn.Server(uvicorn_config(settings.ingest)).run()
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ class IngestSettings(_Frozen):
     host: str = "127.0.0.1"
     port: int = 8000
     #: a connection must have sent a request's complete headers within this many seconds of
-    #: opening (or of its previous answer), else it is closed (slowloris); granian/hyper
+    #: opening (or of its previous answer), else it is closed (slowloris); ingest.headers_deadline
     header_timeout_s: float = 10.0
     max_body_bytes: int = 256 * 1024
     #: the whole request body must arrive within this many seconds of the headers, else 408
