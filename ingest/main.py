@@ -77,6 +77,7 @@ def uvicorn_config(cfg: IngestSettings, target: str = TARGET) -> uvicorn.Config:
         lifespan="on",
         log_level="warning",
         access_log=False,
+        server_header=False,  # no "server: uvicorn" banner to the internet
     )
 
 
