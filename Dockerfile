@@ -11,6 +11,7 @@ COPY sinks ./sinks
 COPY stack ./stack
 COPY ops ./ops
 COPY bench ./bench
+COPY testing ./testing
 COPY config ./config
 RUN pip install . && useradd --system --uid 10001 pipeline && mkdir -p /data && chown pipeline /data
 USER pipeline

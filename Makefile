@@ -49,11 +49,11 @@ restart: setup ## restart one part on its old ports, the rest keep running: make
 run: setup ## the main job: the stack, a burst of signed webhooks, a summary of what landed
 	$(PY) -m stack.demo
 
-test: setup ## every test: unit, then integration on the real stack (all but known_defect)
-	$(PY) -m pytest -m "not known_defect"
+test: setup ## every test: unit, then integration on the real stack
+	$(PY) -m pytest
 
-scale-out: setup ## the scale-out test, which reproduces an open defect (docs/scaling.md)
-	$(PY) -m pytest -m known_defect tests/integration/test_scale_out.py
+scale-out: setup ## the scale-out test alone: two stream workers, one SIGKILLed (docs/scaling.md)
+	$(PY) -m pytest tests/integration/test_scale_out.py
 
 test-unit: setup ## unit tests only (nothing running)
 	$(PY) -m pytest tests/unit

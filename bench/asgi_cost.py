@@ -14,7 +14,7 @@ from bench.loadgen import build
 from ingest.app import create_app
 from ingest.writer import MemoryWriter
 from pipeline.settings import Settings
-from pipeline.traffic import Request
+from testing.traffic import Request
 
 
 def _scope(r: Request) -> dict[str, Any]:

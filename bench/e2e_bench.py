@@ -22,8 +22,8 @@ from bench import common
 from bench.loadgen import Result, build, run
 from ops import kafka_io
 from pipeline.settings import Settings
-from pipeline.traffic import Request
 from stack import launcher, proc
+from testing.traffic import Request
 
 
 async def row_latencies(dsn: str, ids: list[str]) -> list[float]:

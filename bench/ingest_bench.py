@@ -19,9 +19,9 @@ from bench import asgi_cost, common
 from bench.loadgen import build, run
 from ingest.verify.registry import build_verifiers
 from pipeline.settings import Settings
-from pipeline.traffic import PROVIDERS
-from pipeline.webhook_factory import SampleEvent, signed_request
 from stack import services
+from testing.traffic import PROVIDERS
+from testing.webhooks import SampleEvent, signed_request
 
 SERVERS = ("uvicorn", "granian")
 

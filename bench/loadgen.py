@@ -28,8 +28,8 @@ import uvloop
 
 from bench.http_client import Job, Pool, request_bytes
 from pipeline.settings import ProviderSettings
-from pipeline.traffic import PROVIDERS, Payment, Request, payments, requests
-from pipeline.webhook_factory import expected_event_id
+from testing.traffic import PROVIDERS, Payment, Request, payments, requests
+from testing.webhooks import expected_event_id
 
 
 @dataclass

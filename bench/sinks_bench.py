@@ -17,7 +17,6 @@ from clickhouse_connect import get_async_client
 
 from bench import common
 from pipeline.settings import Settings
-from pipeline.traffic import payments
 from sinks.ch_schema import DDL
 from sinks.clickhouse import (
     DELIVERY_COLUMNS,
@@ -31,6 +30,7 @@ from sinks.postgres import PostgresSink, history_rows, newest_snapshots, tx_rows
 from stack import proc
 from streams import machine
 from streams.model import PaymentEvent, Status
+from testing.traffic import payments
 
 BATCHES = (100, 500, 1000, 2000, 5000)
 

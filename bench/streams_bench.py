@@ -25,12 +25,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from bench import common
 from pipeline.envelope import RawWebhook
 from pipeline.settings import Settings
-from pipeline.traffic import payments
-from pipeline.webhook_factory import signed_request
 from stack import proc, services
 from streams import READY_LINE
 from streams.model import transaction_key
 from streams.step import Entry
+from testing.traffic import payments
+from testing.webhooks import signed_request
 
 
 async def fill(bootstrap: str, topic: str, count: int, settings: Settings, partitions: int) -> int:

@@ -25,11 +25,11 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.settings import ConfigError, Settings, load_settings
-from pipeline.traffic import PROVIDERS, Payment, Request, payments, requests
 from stack import launcher
 from stack.cli import describe
 from stack.drain import NotDrained, pipeline_groups, wait_drained
 from stack.errors import StartError
+from testing.traffic import PROVIDERS, Payment, Request, payments, requests
 
 RUN_DIR = Path(os.environ.get("PIPELINE_RUN_DIR", ".run"))
 # long lines stay whole in a log; piped, the table keeps its headers (rich assumes 80 columns)

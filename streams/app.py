@@ -60,7 +60,9 @@ def create_app(settings: Settings) -> faust.App:
         logging_config=None,
         Table=AckedTable,
     )
-    app.transport = WorkerTransport(app.conf.broker_consumer, app)  # decisions 0008, 0009
+    transport = WorkerTransport(app.conf.broker_consumer, app)  # decisions 0008, 0009
+    transport.gapless_topics = frozenset({t.raw})
+    app.transport = transport
 
     def topic(name: str) -> faust.TopicT:
         return app.topic(

@@ -65,28 +65,19 @@ class WorkerConsumer(aiokafka_driver.Consumer):
        blocks. ``wait_first`` here first runs the delivery up to its first suspension, as
        Python 3.12's eager tasks do; only one that does suspend goes on as Faust's
        ``wait_first`` with the suspend event.
-    2. **No fetched record left behind** (decision 0009). aiokafka advances its position past
-       every record of a fetch when it hands them over; if Faust's loop then stops before
-       delivering them all (it is cancelled or restarted during a rebalance, after the
-       partitions were already sought to their committed offsets), the next fetch starts
-       after them, and Faust counts the jump as a gap it may commit over: records lost. Before
-       each fetch, a partition whose previous fetch was not delivered to its end, with no seek
-       since, is sought back to the first record not delivered."""
+    2. **A jump is fetched again, not committed over** (decision 0009). On a topic that has
+       no gaps (not compacted, no transactions: the raw topic), a fetch that jumps past the
+       last offset delivered means records were fetched and then dropped (Faust's loop is
+       stopped and restarted during a rebalance after aiokafka has moved past them). Faust
+       counts the jump as a gap and may commit over it: records lost. Here the partition is
+       sought back to the last offset read before the next fetch; what comes twice is
+       harmless, every step being idempotent. A jump seen twice at the same place is a real
+       gap (records deleted by retention) and left to Faust."""
 
-    _fetched: dict[Any, tuple[int, int]] = {}  # per partition: the previous fetch's offsets
-    _fetched_epoch = -1
+    _holes: dict[Any, int] = {}  # per partition, where to fetch again from
+    _holes_epoch = 0
     _seek_epoch = 0
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        deliver = self.callback
-        delivered: dict[Any, int] = {}  # per partition, the last offset delivered
-
-        async def callback(message: Any) -> None:
-            await deliver(message)
-            delivered[message.tp] = message.offset
-
-        self.callback, self._delivered = callback, delivered
+    _seen_jumps: frozenset[tuple[Any, int]] = frozenset()
 
     async def wait_first(self, *coros: Any, timeout: Any = None) -> WaitResults:
         if timeout is not None or len(coros) != 2 or not isinstance(coros[0], Coroutine):
@@ -100,29 +91,27 @@ class WorkerConsumer(aiokafka_driver.Consumer):
             return WaitResults([delivery], [done.value], False)
         return await super().wait_first(_Resumed(delivery, pending), other)
 
-    async def _wait_next_records(self, timeout: float) -> Any:
-        await self._refetch_undelivered()
-        records, active = await super()._wait_next_records(timeout)
-        self._fetched = {
-            tp: (rs[0].offset, rs[-1].offset) for tp, rs in (records or {}).items() if rs
-        }
-        self._fetched_epoch = self._seek_epoch
-        return records, active
+    async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
+        # Faust's read offset: the last offset delivered, or, after a seek, the next to read
+        read = offset_from - 1
+        gapless = tp.topic in self.transport.gapless_topics  # type: ignore[attr-defined]
+        if not gapless or (tp, read) in self._seen_jumps:
+            await super()._add_gap(tp, offset_from, offset_to)
+            return
+        self._seen_jumps |= {(tp, read)}
+        if self._holes_epoch != self._seek_epoch:
+            self._holes, self._holes_epoch = {}, self._seek_epoch
+        self._holes = {**self._holes, tp: min(self._holes.get(tp, read), read)}
+        log.warning("%s jumped from %d to %d: fetching it again from %d", tp, read, offset_to, read)
 
-    async def _refetch_undelivered(self) -> None:
-        fetched, self._fetched = self._fetched, {}
-        if not fetched or self._fetched_epoch != self._seek_epoch or not self.flow_active:
-            return  # a seek since (it set the positions anew), or a rebalance under way
-        assigned, delivered = self.assignment(), self._delivered
-        for tp, (first, last) in fetched.items():
-            done = delivered.get(tp)
-            resume = first if done is None or done < first else done + 1
-            read = self._read_offset.get(tp)  # Faust skips what is below it as already read
-            if read is not None:
-                resume = max(resume, read)
-            if resume <= last and tp in assigned:
-                log.warning("fetching %s again from %d: fetched to %d", tp, resume, last)
-                await self.seek(tp, resume)
+    async def _wait_next_records(self, timeout: float) -> Any:
+        holes, self._holes = self._holes, {}
+        if holes and self._holes_epoch == self._seek_epoch:  # else a seek since set them anew
+            assigned = self.assignment()
+            for tp, offset in holes.items():
+                if tp in assigned:
+                    await self.seek(tp, offset)
+        return await super()._wait_next_records(timeout)
 
     async def seek(self, partition: Any, offset: int) -> None:
         self._seek_epoch += 1
@@ -160,6 +149,8 @@ class _Resumed:
 
 class WorkerTransport(aiokafka_driver.Transport):
     """The aiokafka transport with ``WorkerConsumer``; set as ``app.transport`` (a public
-    setter of ``faust.App``) before the worker starts."""
+    setter of ``faust.App``) before the worker starts. ``gapless_topics``: the topics whose
+    offsets have no gaps (decision 0009)."""
 
     Consumer = WorkerConsumer
+    gapless_topics: frozenset[str] = frozenset()

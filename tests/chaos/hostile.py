@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 from hypothesis import strategies as st
 
 from pipeline.settings import ProviderSettings
-from pipeline.webhook_factory import SUPPORTED, SampleEvent, signed_request
+from testing.webhooks import SUPPORTED, SampleEvent, signed_request
 
 PROVIDERS = ("coinbase", "btcpay", "nowpayments", "coinpayments", "standard", "jwt")
 JSON_PROVIDERS = tuple(p for p in PROVIDERS if p != "coinpayments")

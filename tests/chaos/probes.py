@@ -99,7 +99,7 @@ def check_answer(
     r: httpx.Response, allowed: frozenset[int] | set[int] = DOCUMENTED, what: str = ""
 ) -> None:
     """One case: counted; never a 5xx other than 503; a documented code; errors JSON with a
-    readable ``detail``."""
+    readable ``detail``; an acceptance names the id the raw request was stored under."""
     TALLY.case()
     label = f"{r.request.method} {r.request.url.path[:120]} -> {r.status_code} {what}".strip()
     if r.status_code >= 500 and r.status_code != 503:
@@ -107,6 +107,9 @@ def check_answer(
     assert r.status_code in allowed, f"{label}: {r.text[:300]}"
     if r.status_code >= 400:
         assert_error_json(r, label)
+    elif r.status_code == 202:
+        body = r.json()
+        assert body.get("status") == "accepted" and body.get("id"), f"{label}: {body!r}"
 
 
 def assert_error_json(r: httpx.Response, label: str = "") -> None:

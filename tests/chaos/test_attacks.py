@@ -31,8 +31,8 @@ from pydantic import SecretStr
 
 from ingest.verify.registry import SIGNATURE_HEADERS
 from pipeline.settings import JwtKey, JwtProvider, ProviderSettings, Settings
-from pipeline.webhook_factory import signed_request
 from stack.launcher import StackInfo
+from testing.webhooks import signed_request
 from tests.chaos.hostile import PROVIDERS, sample
 from tests.chaos.inprocess import serve, stack_settings
 from tests.chaos.probes import (

@@ -6,7 +6,6 @@ segments). Never a 5xx, never another payment's data, the tables intact afterwar
 from __future__ import annotations
 
 import base64
-import time
 import uuid
 from typing import Any
 from urllib.parse import quote
@@ -18,8 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.settings import Settings
-from pipeline.webhook_factory import signed_request
 from stack.launcher import StackInfo
+from testing.webhooks import signed_request
 from tests.auth import api_token
 from tests.chaos.hostile import sample
 from tests.chaos.inprocess import serve, stack_settings
@@ -31,6 +30,7 @@ from tests.chaos.probes import (
     remember,
     row,
     sized,
+    wait_for,
 )
 
 # -- CORS ----------------------------------------------------------------------------------------
@@ -298,7 +298,6 @@ def test_tables_are_intact_afterwards(
     assert row(stack.postgres_dsn, "standard", known_payment["id"]) == known_payment["row"]
     for table in ("payment_events", "dead_letters", "ingest_log"):
         assert ch.command(f"EXISTS TABLE {table}") == 1, table
-    deadline = time.monotonic() + 30  # ClickHouse batches linger (sinks.clickhouse_linger_ms)
-    while int(ch.command("SELECT count() FROM payment_events")) < 1:
-        assert time.monotonic() < deadline, "no payment event reached ClickHouse"
-        time.sleep(0.25)
+    victim = known_payment["id"]  # this module's own payment, not another test's rows
+    sql = f"SELECT count() FROM payment_events WHERE external_id = '{victim}'"  # a uuid hex id
+    wait_for(lambda: int(ch.command(sql)), lambda n: n >= 1, 30, "the victim's event in ClickHouse")

@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 
 from ingest.verify.base import SignatureError
 from pipeline.settings import Settings
-from pipeline.webhook_factory import signed_request
 from stack import proc
 from stack.launcher import StackInfo
+from testing.webhooks import signed_request
 from tests.chaos.hostile import (
     CONTENT_TYPES,
     DEEP,

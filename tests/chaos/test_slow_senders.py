@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from pipeline.settings import IngestSettings, Settings, load_settings
-from pipeline.webhook_factory import signed_request
+from pipeline.settings import Settings, load_settings
 from stack.launcher import StackInfo
+from testing.webhooks import signed_request
 from tests.auth import api_token
 from tests.chaos.hostile import sample
 from tests.chaos.inprocess import serve, stack_settings
@@ -151,8 +151,21 @@ def test_normal_requests_still_pass_and_the_service_stays_up(
             ev = sample(provider, f"slow-control-{provider}-{time.time_ns()}")
             body, headers = remember(*signed_request(ev, settings.providers))
             check_answer(client.post(f"/webhooks/{provider}", content=body, headers=headers), {202})
-        assert client.get("/health").status_code == 200
+        health = client.get("/health")
+        assert health.status_code == 200 and health.json() == {"status": "alive"}
 
 
-def test_the_default_deadline_is_ten_seconds() -> None:
-    assert IngestSettings().body_timeout_s == 10.0
+def test_the_running_service_cuts_a_silent_body_off_after_ten_seconds(stack: StackInfo) -> None:
+    """The default deadline as the stack's own ingest applies it (the shipped config keeps
+    10 s): headers and a few bytes, then nothing."""
+    sock = connect(stack.ingest_url)
+    sock.settimeout(25)
+    with sock:
+        started = time.monotonic()
+        sock.sendall(headers_for("/webhooks/coinbase", 1000) + b'{"id": "evt_')
+        answer = read_answer(sock)
+        elapsed = time.monotonic() - started
+    TALLY.case()
+    assert 9.0 <= elapsed < 10.0 + SLACK_S + 1, f"cut off after {elapsed:.2f} s"
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:300]
+    assert b"request body not received within 10 s" in answer, answer[:300]

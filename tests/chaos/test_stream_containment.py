@@ -18,10 +18,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from pipeline.settings import Settings
-from pipeline.traffic import payments, requests
 from stack import launcher, proc
 from streams.app import EXIT_AGENT_FAILED
 from streams.machine import MAX_REGISTRATIONS
+from testing.traffic import payments, requests
 from tests.chaos.probes import FULL
 from tests.integration.test_stream_semantics import assert_converged, send
 from tests.integration.waiting import eventually

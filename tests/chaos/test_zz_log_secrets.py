@@ -3,6 +3,11 @@ session holds no secret. Scanned: the logs of ingest, streams, sinks, Kafka, Pos
 ClickHouse (rotated ones too). Searched for: every configured provider secret (and the decoded
 Standard Webhooks keys), JWT keys, the dashboard token, database passwords, every bearer token
 and every full body of the signed webhooks these suites sent, raw or escaped.
+
+The one intended order dependence between test files (decision 0061): this scan covers what
+the session did before it, so it runs last on purpose. It never needs another file to pass: run
+alone, it scans the logs of a stack that only started, which must hold no secret either; run
+last, it also sees everything the other suites provoked.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import pytest
 from ingest.verify.nowpayments import js_form
 from pipeline.settings import Settings
 from stack import launcher
-from tests.integration.waiting import eventually
+from tests.integration.waiting import drained, eventually, pipeline_groups
 
 CHECKOUT = {"provider": "btcpay", "order_id": "o-sec", "amount": "12.50", "currency": "USDC"}
 
@@ -31,7 +31,11 @@ def checkout(external_id: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("authorization", [None, "Bearer", "Bearer wrong-token", "Basic x"])
 async def test_merchant_api_without_or_with_a_wrong_token_is_401(
-    api: httpx.AsyncClient, pg: asyncpg.Pool, authorization: str | None
+    stack: launcher.StackInfo,
+    api: httpx.AsyncClient,
+    pg: asyncpg.Pool,
+    settings: Settings,
+    authorization: str | None,
 ) -> None:
     ext = f"sec-401-{uuid.uuid4().hex[:8]}"
     headers = {"authorization": authorization} if authorization else {}
@@ -41,7 +45,8 @@ async def test_merchant_api_without_or_with_a_wrong_token_is_401(
     ):
         assert r.status_code == 401, r.text
         assert r.headers["content-type"].startswith("application/json") and r.json()["detail"]
-    await asyncio.sleep(2)  # nothing was written: no row shows up
+    # had anything been written, it would be in Postgres once every consumer has caught up
+    await drained(stack.kafka_bootstrap, pipeline_groups(settings.topics))
     assert await pg.fetchval("SELECT count(*) FROM transactions WHERE external_id = $1", ext) == 0
 
 
@@ -76,10 +81,13 @@ async def test_checkouts_in_another_media_type_are_415(
     assert r.status_code == 415 and "application/json" in r.json()["detail"]
 
 
-def _held_open(port: int, opening: bytes, trickle: bool, limit: float) -> float:
+def _held_open(
+    port: int, opening: bytes, trickle: bool, limit: float, opened: threading.Event
+) -> float:
     """Seconds until the server closed a connection that never completes its headers."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=5)
     started = time.monotonic()
+    opened.set()
     try:
         if opening:
             sock.sendall(opening)
@@ -111,15 +119,18 @@ async def test_slow_header_clients_are_disconnected_within_10_s(
         "a header line every 0.5 s": b"POST /checkouts HTTP/1.1\r\n",
     }
     results: dict[str, float] = {}
+    opened = {name: threading.Event() for name in cases}
 
     def run(name: str, opening: bytes) -> None:
-        results[name] = _held_open(port, opening, "every" in name, limit + 10)
+        results[name] = _held_open(port, opening, "every" in name, limit + 10, opened[name])
 
     threads = [threading.Thread(target=run, args=item) for item in cases.items()]
     for t in threads:
         t.start()
-    await asyncio.sleep(1)
-    assert (await api.get("/health")).status_code == 200  # others are served meanwhile
+    for event in opened.values():
+        assert await asyncio.to_thread(event.wait, 10), "a slow connection never opened"
+    health = await api.get("/health")  # others are served while the slow ones hang
+    assert health.status_code == 200 and health.json()["status"] == "alive", health.text
     for t in threads:
         await asyncio.to_thread(t.join)
     for name, held in results.items():
@@ -153,11 +164,13 @@ async def test_dashboard_login_sets_a_strict_httponly_cookie_never_a_url_token(
         flags = {f.strip().lower() for f in cookie.split(";")[1:]}
         assert {"httponly", "samesite=strict", "path=/dashboard"} <= flags, cookie
         assert token not in cookie
-        assert (await browser.get("/dashboard/api/statuses")).status_code == 200
+        statuses = await browser.get("/dashboard/api/statuses")
+        assert statuses.status_code == 200 and "by_status" in statuses.json(), statuses.text
         opened = await browser.get("/dashboard/", follow_redirects=False)
         assert opened.status_code == 200 and "charts.js" in opened.text
         # the session is for the dashboard only: the merchant API wants its bearer token
-        assert (await browser.get("/transactions/btcpay/x")).status_code == 401
+        merchant = await browser.get("/transactions/btcpay/x")
+        assert merchant.status_code == 401 and merchant.json()["detail"], merchant.text
 
 
 async def test_nowpayments_number_forms_are_one_payment_and_one_event(

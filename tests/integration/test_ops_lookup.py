@@ -12,8 +12,8 @@ import orjson
 import pytest
 
 from pipeline.settings import Settings
-from pipeline.traffic import payments, requests
 from streams.model import PaymentEvent
+from testing.traffic import payments, requests
 from tests.auth import api_token
 from tests.integration.test_stream_semantics import assert_converged, send
 
@@ -29,7 +29,7 @@ async def test_unknown_references_are_404_and_the_route_needs_the_token(
     )
     assert r.status_code == 404 and r.json()["detail"] == "no such transaction"
     r = await api.get("/transactions", params={"provider": "nope", "reference": "X"}, headers=auth)
-    assert r.status_code == 404
+    assert r.status_code == 404 and r.json()["detail"], r.text
     r = await api.get("/transactions", params={"provider": "coinbase"}, headers=auth)
     assert r.status_code == 400 and "reference" in r.text
 

@@ -15,8 +15,8 @@ import httpx
 import orjson
 
 from pipeline.settings import Settings
-from pipeline.webhook_factory import SampleEvent, signed_request
 from stack import launcher
+from testing.webhooks import SampleEvent, signed_request
 from tests.integration.test_ops import pipeline
 from tests.integration.test_stream_semantics import register_checkout
 from tests.integration.waiting import eventually
@@ -49,12 +49,17 @@ async def test_stuck_payments_are_listed_by_the_cli_the_dashboard_and_clickhouse
         return {r["external_id"]: r["status"] for r in rows}
 
     await eventually(statuses, lambda got: got == want, what="the three payments in Postgres")
-    await asyncio.sleep(2.5)
     ours = set(want)
 
-    listed = pipeline(stack, "stuck", "--older-than", "2s", "--json")
-    assert listed.returncode == 0, listed.stderr
-    found = {r["external_id"]: r for r in orjson.loads(listed.stdout) if r["external_id"] in ours}
+    async def listed() -> dict[str, Any]:
+        done = await asyncio.to_thread(pipeline, stack, "stuck", "--older-than", "2s", "--json")
+        assert done.returncode == 0, done.stderr
+        return {r["external_id"]: r for r in orjson.loads(done.stdout) if r["external_id"] in ours}
+
+    # once they are 2 s old: the pending one and the bare registration, never the completed one
+    found = await eventually(
+        listed, lambda got: {pending, registered} <= set(got), what="both listed as stuck"
+    )
     assert set(found) == {pending, registered}
     assert found[registered]["expected_amount"] == "7.00" and found[pending]["waiting_s"] >= 2
     human = pipeline(stack, "stuck", "--older-than", "2s")
@@ -73,7 +78,10 @@ async def test_stuck_payments_are_listed_by_the_cli_the_dashboard_and_clickhouse
     )
     assert r.status_code == 200, r.text
     assert {p["external_id"] for p in r.json()["payments"]} & ours == {pending, registered}
-    assert (await api.get("/dashboard/api/stuck")).status_code == 401
+    refused = await api.get("/dashboard/api/stuck")
+    assert refused.status_code == 401
+    assert refused.json()["detail"] == "dashboard token missing or wrong"
+    assert pending not in refused.text
     page = await api.get("/dashboard/static/index.html")
     assert page.status_code == 200 and 'id="stuck-list"' in page.text
 

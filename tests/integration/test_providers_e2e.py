@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from pipeline.settings import ProviderSettings, Settings
-from pipeline.webhook_factory import SampleEvent, signed_request
+from testing.webhooks import SampleEvent, signed_request
 from tests.integration.waiting import eventually
 
 PROVIDERS = ("coinbase", "btcpay", "nowpayments", "coinpayments", "standard", "jwt")

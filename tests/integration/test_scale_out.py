@@ -28,21 +28,17 @@ from typing import Any
 
 import asyncpg
 import orjson
-import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
 from bench.loadgen import run as load
 from pipeline.settings import Settings
-from pipeline.traffic import Payment, payments, requests
 from stack import launcher, proc, services
 from stack.drain import NotDrained, pipeline_groups, wait_drained
 from streams import READY_LINE
-from tests.integration.test_stream_semantics import assert_converged
-
-#: fails in about half the runs today: docs/scaling.md, "Known defect"; make scale-out runs it
-pytestmark = pytest.mark.known_defect
+from testing.traffic import Payment, payments, requests
+from tests.integration.test_stream_semantics import assert_converged, statuses
 
 PAYMENTS = 240  # about 780 webhooks per run
 RATE = 35.0  # webhooks per second while one worker is killed: about 22 s of load
@@ -256,9 +252,13 @@ async def test_two_workers_one_killed_under_load_same_end_state(
             behind = "the survivor's group is at the end offsets"
         except NotDrained as lag:
             behind = f"the survivor's group: {lag}"
+        want = {p.external_id: p.expected_status for p in two}
+        got = await statuses(pg, two)
+        wrong = {k: (got.get(k), v) for k, v in want.items() if got.get(k) != v}
+        behind += f"; payments not as expected (got, want): {sorted(wrong.items())[:8]}"
         # leave later tests a worker that reads every partition from its committed offset
         await asyncio.to_thread(launcher.restart_part, Path(stack.run_dir), "streams")
-        raise AssertionError(f"{behind}; {str(exc)[:600]}") from exc
+        raise AssertionError(f"{behind}; {str(exc)[:300]}") from exc
 
     # takeover: the survivor's first output on each partition the dead worker held
     out = await outputs_after(bootstrap, t.transitions, at_kill)

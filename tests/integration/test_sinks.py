@@ -17,13 +17,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from pipeline.retry import Backoff
 from pipeline.settings import Settings
-from pipeline.traffic import payments, requests
 from sinks.base import run_sink
 from sinks.clickhouse import ClickHouseSink
 from sinks.pg_schema import migrate
 from sinks.postgres import PostgresSink
 from stack import launcher
+from testing.traffic import payments, requests
 from tests.integration.test_stream_semantics import assert_converged, send
+from tests.integration.waiting import drained, eventually, pipeline_groups
 
 
 def snapshot(ext: str, status: str, version: int, amount: str = "1.00") -> dict[str, Any]:
@@ -70,7 +71,7 @@ async def test_a_full_replay_of_the_output_topics_changes_nothing(
         api, requests(pays, settings.providers, seed=505, duplicate_share=0.3, now=time.time())
     )
     await assert_converged(pg, ch, pays)
-    await asyncio.sleep(1.5)  # let the sinks' last batches land
+    await drained(stack.kafka_bootstrap, pipeline_groups(settings.topics))  # last batches in
     before = await counts(pg, ch)
     t = settings.topics
     replays = [
@@ -196,10 +197,18 @@ async def _outage(
     pays = payments(90, seed=seed)
     reqs = requests(pays, settings.providers, seed=seed, duplicate_share=0.2, now=time.time())
     third = len(reqs) // 3
+    log = Path(stack.parts["sinks"].log)
+    paused = f"sink {part} unavailable, pausing consumption"
     await send(api, reqs[:third])
+    pauses = log.read_text().count(paused)
     await asyncio.to_thread(launcher.stop_part, run, part)
     await send(api, reqs[third : 2 * third])
-    await asyncio.sleep(3)  # the sinks retry against the dead database meanwhile
+
+    async def pauses_now() -> int:
+        return log.read_text().count(paused)
+
+    # the sink met the dead database with records to write, and paused
+    await eventually(pauses_now, lambda n: n > pauses, what=f"the sinks pausing for {part}")
     await asyncio.to_thread(launcher.start_part, run, part)
     await send(api, reqs[2 * third :])
     await assert_converged(pg, ch, pays)
@@ -260,8 +269,6 @@ async def test_a_snapshot_postgres_refuses_is_dead_lettered_and_the_rest_lands(
         return ch.query(
             "SELECT stage, reason FROM dead_letters WHERE stage = 'sink-postgres'"
         ).result_rows
-
-    from tests.integration.waiting import eventually
 
     rows = await eventually(dead, lambda r: len(r) >= 1, what="the sink's dead letter")
     assert "numeric" in rows[0][1].lower()  # asyncpg cannot encode the exponent

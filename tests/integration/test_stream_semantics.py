@@ -20,10 +20,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from pipeline.envelope import RawWebhook
 from pipeline.settings import Settings
-from pipeline.traffic import Payment, Request, payments, requests
-from pipeline.webhook_factory import SampleEvent, expected_event_id, signed_request
 from stack import launcher
 from streams.model import transaction_key
+from testing.traffic import Payment, Request, payments, requests
+from testing.webhooks import SampleEvent, expected_event_id, signed_request
 from tests.integration.waiting import eventually
 
 

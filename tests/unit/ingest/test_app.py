@@ -14,8 +14,8 @@ from litestar.testing import TestClient
 from ingest.app import create_app
 from ingest.writer import MemoryWriter
 from pipeline.envelope import KIND_CHECKOUT
-from pipeline.settings import Settings, load_settings
-from pipeline.webhook_factory import SampleEvent, signed_request
+from pipeline.settings import Settings
+from testing.webhooks import SampleEvent, signed_request
 
 PROVIDERS = ("coinbase", "btcpay", "nowpayments", "coinpayments", "standard", "jwt")
 
@@ -31,11 +31,6 @@ def sample(provider: str) -> SampleEvent:
         "evt-1",
         "order-1",
     )
-
-
-@pytest.fixture
-def settings() -> Settings:
-    return load_settings()
 
 
 @pytest.fixture

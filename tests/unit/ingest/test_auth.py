@@ -16,7 +16,8 @@ from pydantic import SecretStr
 from ingest.app import create_app
 from ingest.auth import NO_TOKENS, Tokens, bearer
 from ingest.writer import MemoryWriter
-from pipeline.settings import ApiSettings, Settings, load_settings
+from pipeline.settings import ApiSettings, Settings
+from tests.explicit_settings import unit_settings
 
 CHECKOUT = {
     "provider": "btcpay",
@@ -29,7 +30,7 @@ CHECKOUT = {
 
 def with_tokens(*tokens: str) -> Settings:
     api = ApiSettings(tokens=[SecretStr(t) for t in tokens])
-    return load_settings().model_copy(update={"api": api})
+    return unit_settings().model_copy(update={"api": api})
 
 
 @pytest.fixture
@@ -145,7 +146,14 @@ def test_a_config_error_never_prints_a_secret(tmp_path: Path, toml: str) -> None
 
 
 def test_a_config_error_from_the_environment_never_prints_it(tmp_path: Path) -> None:
-    env = {**os.environ, "PIPELINE_API__TOKENS": SECRET, "PIPELINE_INGEST__PORT": SECRET}
+    empty = tmp_path / "empty.toml"  # a valid file: the error is the environment's
+    empty.write_text("")
+    env = {
+        **os.environ,
+        "PIPELINE_CONFIG": str(empty),
+        "PIPELINE_API__TOKENS": SECRET,
+        "PIPELINE_INGEST__PORT": SECRET,
+    }
     done = subprocess.run(
         [sys.executable, "-m", "ingest.main"], env=env, capture_output=True, text=True, timeout=60
     )

@@ -20,15 +20,16 @@ from ingest.auth import Tokens
 from ingest.dashboard import session
 from ingest.dashboard.lag import lag_rows
 from ingest.writer import MemoryWriter
-from pipeline.settings import ApiSettings, DashboardSettings, Settings, load_settings
-from pipeline.webhook_factory import SampleEvent, signed_request
+from pipeline.settings import ApiSettings, DashboardSettings, Settings
+from testing.webhooks import SampleEvent, signed_request
+from tests.explicit_settings import unit_settings
 
 TOKEN = "unit-test-dashboard-token"
 API_TOKEN = "unit-test-api-token"
 
 
 def with_tokens(dashboard: str, *api: str) -> Settings:
-    return load_settings().model_copy(
+    return unit_settings().model_copy(
         update={
             "dashboard": DashboardSettings(token=SecretStr(dashboard)),
             "api": ApiSettings(tokens=[SecretStr(t) for t in api]),
@@ -158,7 +159,7 @@ def test_metrics_count_a_webhook_by_provider_code_and_size(client: TestClient) -
     ev = SampleEvent(
         "btcpay", "p-1", "pending", Decimal("1.5"), "BTC", datetime.now(UTC), "e-1", "o-1"
     )
-    body, headers = signed_request(ev, load_settings().providers, time.time())
+    body, headers = signed_request(ev, unit_settings().providers, time.time())
     assert client.post("/webhooks/btcpay", content=body, headers=headers).status_code == 202
     headers["btcpay-sig"] = "sha256=" + "0" * 64
     assert client.post("/webhooks/btcpay", content=body, headers=headers).status_code == 401

@@ -17,7 +17,7 @@ from ingest import fastpath
 from ingest.app import create_app
 from ingest.writer import MemoryWriter
 from pipeline.settings import Settings, load_settings
-from pipeline.webhook_factory import SampleEvent, signed_request
+from testing.webhooks import SampleEvent, signed_request
 
 ORIGIN = "https://shop.example"
 

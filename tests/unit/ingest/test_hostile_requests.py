@@ -10,12 +10,7 @@ from litestar.testing import TestClient
 
 from ingest.app import create_app
 from ingest.writer import MemoryWriter
-from pipeline.settings import Settings, load_settings
-
-
-@pytest.fixture
-def settings() -> Settings:
-    return load_settings()
+from pipeline.settings import Settings
 
 
 @pytest.fixture

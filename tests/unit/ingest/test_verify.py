@@ -32,7 +32,7 @@ from pipeline.settings import (
     ProviderSettings,
     SecretsProvider,
 )
-from pipeline.webhook_factory import SUPPORTED, SampleEvent, signed_request
+from testing.webhooks import SUPPORTED, SampleEvent, signed_request
 
 NOW = 1_790_000_000.0
 PROVIDERS = ("coinbase", "btcpay", "nowpayments", "coinpayments", "standard", "jwt")

@@ -3,7 +3,7 @@ and however often they are redelivered, the final state is the one in-order, dup
 delivery gives.
 
 Each payment goes the whole way a real one goes: a chain of canonical statuses, the provider's
-real signed request for each (``webhook_factory.signed_request``), the raw record ingest writes
+real signed request for each (``testing.webhooks.signed_request``), the raw record ingest writes
 (lower-case headers, only the kept ones), the provider's normalizer, then ``machine.apply``.
 A duplicate here is the same Kafka record again (a consumer redelivery or a replay).
 """
@@ -29,13 +29,13 @@ from pipeline.settings import (
     ProviderSettings,
     SecretsProvider,
 )
-from pipeline.traffic import CURRENCIES, SCENARIOS
-from pipeline.webhook_factory import SUPPORTED, SampleEvent, redelivery, signed_request
 from streams.checkouts import parse_checkout
 from streams.machine import apply, checkout_order, order_key, register_checkout
 from streams.model import PROVIDERS, Checkout, PaymentEvent, Status
 from streams.providers import normalize
 from streams.state import TxState
+from testing.traffic import CURRENCIES, SCENARIOS
+from testing.webhooks import SUPPORTED, SampleEvent, redelivery, signed_request
 
 NOW = 1_790_000_000.0  # signing time of the timed schemes (standard, jwt): fixed, deterministic
 T0 = datetime(2026, 9, 1, tzinfo=UTC)

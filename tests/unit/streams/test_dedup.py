@@ -83,38 +83,63 @@ def test_the_wall_clock_is_never_read(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 IDS = st.sampled_from(["a", "b", "c", "d"])
-SIGHTINGS = st.lists(st.tuples(IDS, st.integers(T - 3 * TTL, T + 3 * TTL)), max_size=30)
 
 
-@settings(max_examples=200, deadline=None)
-@given(sightings=SIGHTINGS, ttl=st.integers(0, 2 * TTL))
-def test_same_inputs_same_outputs(sightings: list[tuple[str, int]], ttl: int) -> None:
-    """Deciding a sequence of receipts twice, later, gives the same decisions and tables."""
-
-    def replay() -> list[tuple[bool, Seen]]:
-        seen: Seen | None = None
-        out = []
-        for event_id, now_ms in sightings:
-            dup, seen = decide(seen, event_id, now_ms, ttl)
-            out.append((dup, dict(seen)))
-        return out
-
-    first = replay()
-    time.sleep(0.001)
-    assert replay() == first
+@st.composite
+def receipts(draw: st.DrawFn) -> list[tuple[str, int]]:
+    """Sightings in receipt order (ingest stamps one partition's receipts in order), with
+    gaps around the TTL so that ids expire and come back."""
+    now, out = T, []
+    for _ in range(draw(st.integers(0, 30))):
+        now += draw(st.sampled_from([0, 1, DAY, TTL - 1, TTL, TTL + 1, 3 * DAY]))
+        out.append((draw(IDS), now))
+    return out
 
 
-@settings(max_examples=200, deadline=None)
-@given(
-    seen=st.dictionaries(IDS, st.integers(T - 3 * TTL, T + TTL)),
-    event_id=IDS,
-    now_ms=st.integers(T - TTL, T + TTL),
-    ttl=st.integers(0, 2 * TTL),
-)
-def test_the_decision_matches_its_definition(
-    seen: Seen, event_id: str, now_ms: int, ttl: int
+@settings(max_examples=300, deadline=None)
+@given(sightings=receipts())
+def test_a_stream_of_receipts_remembers_each_first_sighting_for_exactly_the_ttl(
+    sightings: list[tuple[str, int]],
 ) -> None:
-    dup, after = decide(seen, event_id, now_ms, ttl)
-    alive = {k: v for k, v in seen.items() if v >= now_ms - ttl}
-    assert dup == (event_id in alive)
-    assert after == (alive if dup else {**alive, event_id: now_ms})
+    """The expectation comes from the history, not from a table: a receipt is a duplicate when
+    the same id was last *counted* (not a duplicate itself) at most TTL earlier, and the table
+    afterwards holds exactly the ids counted within the last TTL, at the time they were."""
+    seen: Seen | None = None
+    counted: list[tuple[str, int]] = []  # (id, when) of every receipt that was not a duplicate
+    for event_id, now_ms in sightings:
+        last = max((t for e, t in counted if e == event_id), default=None)
+        expect_dup = last is not None and now_ms - last <= TTL
+        dup, seen = decide(seen, event_id, now_ms, TTL)
+        assert dup == expect_dup, (event_id, now_ms, counted)
+        if not dup:
+            counted.append((event_id, now_ms))
+        latest = {e: t for e, t in counted}  # later sightings overwrite: the last count
+        assert seen == {e: t for e, t in latest.items() if now_ms - t <= TTL}
+
+
+@pytest.mark.parametrize(
+    ("seen", "event_id", "now_ms", "ttl", "expected"),
+    [
+        # a TTL of zero remembers only what was seen in this very millisecond
+        ({"a": T}, "a", T, 0, (True, {"a": T})),
+        ({"a": T - 1}, "a", T, 0, (False, {"a": T})),
+        # a sighting stamped after "now" (receipts of two partitions interleaved by a replay)
+        # is kept and counts, however far ahead
+        ({"a": T + DAY}, "a", T, TTL, (True, {"a": T + DAY})),
+        ({"a": T + DAY}, "b", T, TTL, (False, {"a": T + DAY, "b": T})),
+        # one decision prunes every expired id, the one asked about included
+        (
+            {"a": T - TTL - 1, "b": T - TTL - 1, "c": T - TTL},
+            "a",
+            T,
+            TTL,
+            (False, {"c": T - TTL, "a": T}),
+        ),
+        # a table of strangers: the first sighting of a new id keeps them all
+        ({"x": T - 5, "y": T - 6}, "z", T, TTL, (False, {"x": T - 5, "y": T - 6, "z": T})),
+    ],
+)
+def test_decisions_at_the_edges(
+    seen: Seen, event_id: str, now_ms: int, ttl: int, expected: tuple[bool, Seen]
+) -> None:
+    assert decide(seen, event_id, now_ms, ttl) == expected

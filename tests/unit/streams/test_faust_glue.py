@@ -9,6 +9,8 @@ from typing import Any
 
 import faust
 import faust.streams as faust_streams
+import faust.transport.drivers.aiokafka as aiokafka_driver
+import pytest
 
 from streams.faust_glue import AckedTable, WorkerConsumer, as_current
 
@@ -131,64 +133,74 @@ def test_fausts_fetch_loop_still_delivers_through_wait_first_with_the_suspend_ev
 
 
 class _TP:
-    def __init__(self, partition: int) -> None:
-        self.partition = partition
+    def __init__(self, topic: str, partition: int) -> None:
+        self.topic, self.partition = topic, partition
 
 
-P0, P1 = _TP(0), _TP(1)
+RAW0, RAW1, LOG0 = _TP("raw", 0), _TP("raw", 1), _TP("changelog", 0)
 
 
-def _fetched(
-    fetched: dict[Any, tuple[int, int]],
-    delivered: dict[Any, int],
-    read: dict[Any, int | None],
-    *,
-    assigned: tuple[Any, ...] = (P0, P1),
-    seek_since: bool = False,
-) -> Any:
-    """A WorkerConsumer after a fetch of ``fetched`` of which ``delivered`` went through."""
+@pytest.fixture
+def consumer(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A WorkerConsumer with the raw topic gapless and Faust's own gap bookkeeping and fetch
+    replaced by recorders: no app, no broker."""
     c: Any = WorkerConsumer.__new__(WorkerConsumer)
-    c._fetched, c._fetched_epoch, c._seek_epoch = fetched, 4, 5 if seek_since else 4
-    c._delivered, c._read_offset = delivered, read
-    c.flow_active = True
-    c.assignment = lambda: set(assigned)
-    c.sought = []
+    c.transport = type("T", (), {"gapless_topics": frozenset({"raw"})})()
+    c.assignment = lambda: {RAW0, RAW1, LOG0}
+    c.sought, c.faust_gaps = [], []
 
     async def seek(tp: Any, offset: int) -> None:
+        c._seek_epoch += 1
         c.sought.append((tp.partition, offset))
 
+    async def faust_gap(self: Any, tp: Any, offset_from: int, offset_to: int) -> None:
+        c.faust_gaps.append((tp.topic, offset_from, offset_to))
+
+    async def faust_fetch(self: Any, timeout: float) -> Any:
+        return {}, set()
+
     c.seek = seek
+    monkeypatch.setattr(aiokafka_driver.Consumer, "_add_gap", faust_gap)
+    monkeypatch.setattr(aiokafka_driver.Consumer, "_wait_next_records", faust_fetch)
     return c
 
 
-async def test_records_fetched_and_not_delivered_are_fetched_again() -> None:
-    # the loop stopped after 268 (aiokafka's position is already 279): from 269 again
-    c = _fetched({P0: (268, 278)}, {P0: 268}, {P0: 268})
-    await c._refetch_undelivered()
-    assert c.sought == [(0, 269)]
+async def test_a_jump_on_a_gapless_topic_is_fetched_again_and_not_counted_as_a_gap(
+    consumer: Any,
+) -> None:
+    # delivered up to 268, and the next record is 279: Faust would count 269-279 as done
+    await consumer._add_gap(RAW0, 269, 279)
+    assert consumer.faust_gaps == [] and consumer.sought == []
+    await consumer._wait_next_records(1.0)
+    assert consumer.sought == [(0, 268)]  # from the last offset read (it may come twice)
+    await consumer._wait_next_records(1.0)
+    assert consumer.sought == [(0, 268)]  # once
 
 
-async def test_a_fetch_after_a_seek_with_nothing_delivered_starts_again_at_its_first() -> None:
-    c = _fetched({P0: (268, 278)}, {}, {P0: 268})  # the seek set the read offset to 268
-    await c._refetch_undelivered()
-    assert c.sought == [(0, 268)]
+async def test_the_same_jump_seen_again_is_a_real_gap_left_to_faust(consumer: Any) -> None:
+    await consumer._add_gap(RAW0, 269, 279)
+    await consumer._wait_next_records(1.0)
+    await consumer._add_gap(RAW0, 269, 279)  # records deleted by retention: still a jump
+    await consumer._wait_next_records(1.0)
+    assert consumer.sought == [(0, 268)] and consumer.faust_gaps == [("raw", 269, 279)]
 
 
-async def test_a_fetch_delivered_to_its_end_is_left_alone() -> None:
-    c = _fetched({P0: (268, 278), P1: (40, 40)}, {P0: 278, P1: 40}, {P0: 278, P1: 40})
-    await c._refetch_undelivered()
-    assert c.sought == []
+async def test_gaps_of_other_topics_are_faust_s(consumer: Any) -> None:
+    await consumer._add_gap(LOG0, 5, 9)  # a compacted changelog has gaps by nature
+    await consumer._wait_next_records(1.0)
+    assert consumer.faust_gaps == [("changelog", 5, 9)] and consumer.sought == []
 
 
-async def test_records_faust_skips_as_already_read_are_not_fetched_again() -> None:
-    c = _fetched({P0: (100, 110)}, {}, {P0: 500})
-    await c._refetch_undelivered()
-    assert c.sought == []
+async def test_a_seek_after_the_jump_replaces_the_refetch(consumer: Any) -> None:
+    await consumer._add_gap(RAW0, 269, 279)
+    await consumer._add_gap(RAW1, 41, 50)
+    await consumer.seek(RAW1, 30)  # a rebalance sought every partition to its commit
+    await consumer._wait_next_records(1.0)
+    assert consumer.sought == [(1, 30)]
 
 
-async def test_no_refetch_after_a_seek_or_for_a_partition_no_longer_held() -> None:
-    c = _fetched({P0: (268, 278)}, {P0: 268}, {P0: 268}, seek_since=True)
-    await c._refetch_undelivered()
-    d = _fetched({P0: (268, 278)}, {P0: 268}, {P0: 268}, assigned=(P1,))
-    await d._refetch_undelivered()
-    assert c.sought == [] and d.sought == []
+async def test_no_refetch_for_a_partition_no_longer_held(consumer: Any) -> None:
+    await consumer._add_gap(RAW1, 41, 50)
+    consumer.assignment = lambda: {RAW0}
+    await consumer._wait_next_records(1.0)
+    assert consumer.sought == []

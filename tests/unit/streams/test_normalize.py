@@ -19,16 +19,16 @@ from pipeline.settings import (
     ProviderSettings,
     SecretsProvider,
 )
-from pipeline.webhook_factory import (
+from streams.errors import NormalizeError
+from streams.model import PaymentEvent, Status
+from streams.providers import NORMALIZERS, normalize
+from testing.webhooks import (
     SUPPORTED,
     SampleEvent,
     expected_event_id,
     redelivery,
     signed_request,
 )
-from streams.errors import NormalizeError
-from streams.model import PaymentEvent, Status
-from streams.providers import NORMALIZERS, normalize
 
 NOW = 1_790_000_000.0
 OCCURRED = datetime(2026, 9, 21, 11, 58, 7, tzinfo=UTC)

@@ -22,10 +22,10 @@ from pipeline.settings import (
     ProviderSettings,
     SecretsProvider,
 )
-from pipeline.webhook_factory import SUPPORTED, SampleEvent, expected_event_id, signed_request
 from streams.errors import NormalizeError
 from streams.model import PaymentEvent, Status
 from streams.providers import normalize
+from testing.webhooks import SUPPORTED, SampleEvent, expected_event_id, signed_request
 
 PROVIDERS = ("coinbase", "btcpay", "nowpayments", "coinpayments", "standard", "jwt")
 SETTINGS = ProviderSettings(

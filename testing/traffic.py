@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from pipeline.settings import ProviderSettings
-from pipeline.webhook_factory import SUPPORTED, SampleEvent, redelivery, signed_request
+from testing.webhooks import SUPPORTED, SampleEvent, redelivery, signed_request
 
 PROVIDERS = ("coinbase", "btcpay", "nowpayments", "coinpayments", "standard", "jwt")
 
