@@ -16,15 +16,16 @@ from litestar.testing import TestClient
 from ingest import fastpath
 from ingest.app import create_app
 from ingest.writer import MemoryWriter
-from pipeline.settings import Settings, load_settings
+from pipeline.settings import Settings
 from testing.webhooks import SampleEvent, signed_request
+from tests.explicit_settings import unit_settings
 
 ORIGIN = "https://shop.example"
 
 
 @pytest.fixture
 def settings() -> Settings:
-    cfg = load_settings()
+    cfg = unit_settings()
     ingest = cfg.ingest.model_copy(update={"cors_origins": [ORIGIN]})
     return cfg.model_copy(update={"ingest": ingest})
 
