@@ -7,10 +7,11 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pipeline.settings import Settings
 from stack import launcher, proc, services
@@ -55,23 +56,38 @@ def infra(
 
 
 @contextmanager
-def server(target: str, kind: str, env: dict[str, str]) -> Iterator[str]:
-    """Run ``bench.serve`` for an app factory; yields its base URL once it answers."""
+def server(
+    target: str, kind: str, env: dict[str, str], repo: Path = services.REPO
+) -> Iterator[tuple[str, int]]:
+    """Run ``bench.serve`` for an app factory (from ``repo``: another checkout measures the code
+    before a change); yields its base URL and pid once it answers."""
     port = proc.free_port()
     log = BENCH_RUN / "logs" / f"{target.replace(':', '_')}-{kind}.log"
     child = proc.spawn(
         [sys.executable, "-m", "bench.serve", target, kind, str(port)],
         log,
-        env={**os.environ, **env},
-        cwd=services.REPO,
+        env={**os.environ, **env, **({"PYTHONPATH": str(repo)} if repo != services.REPO else {})},
+        cwd=repo,
     )
     try:
         proc.wait_until(f"{target} on {kind}", lambda: proc.port_open(port), child, log, timeout=30)
         time.sleep(0.3)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", child.pid
     finally:
         proc.stop(child.pid)
         child.wait()
+
+
+def loaded(pid: int, load: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``load()``'s summary plus the CPU the process ``pid`` spent on it: cores busy and µs per
+    answered request."""
+    cpu = proc.cpu_seconds(pid)
+    out = load()
+    spent = proc.cpu_seconds(pid) - cpu
+    elapsed, sent = float(out["elapsed_s"]), int(out["sent"])
+    out["server_cores"] = round(spent / elapsed, 3) if elapsed else 0.0
+    out["server_us_per_request"] = round(spent / sent * 1e6, 1) if sent else 0.0
+    return out
 
 
 def pids_rss(pid: int) -> float:

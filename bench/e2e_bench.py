@@ -1,24 +1,29 @@
 """End to end on the whole stack on this machine: a sustained open-loop rate for a minute,
-the rate achieved, and the latency from ingest's receipt (just before the 202) to the
-Postgres row; plus the resident memory of every process."""
+the rate achieved, the latency from ingest's receipt (just before the 202) to the Postgres row,
+the CPU µs per accepted webhook of every process (the load generator's own apart) and their
+resident memory; and a short ramp that finds the rate at which that latency's p99 stays under
+250 ms."""
 
 from __future__ import annotations
 
 import asyncio
 import statistics
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import orjson
+import uvloop
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from bench import common
-from bench.loadgen import build, run
+from bench.loadgen import Result, build, run
 from ops import kafka_io
 from pipeline.settings import Settings
 from stack import launcher, proc
+from testing.traffic import Request
 
 
 async def row_latencies(dsn: str, ids: list[str]) -> list[float]:
@@ -114,56 +119,143 @@ def pct(values: list[float], q: int) -> float:
     )
 
 
+#: events per payment in the scenario mix, plus 10 % redeliveries
+PER_PAYMENT = 3.3
+
+
+def _requests(settings: Settings, rate: float, seconds: float, seed: int) -> list[Request]:
+    _, reqs = build(int(rate * seconds / PER_PAYMENT) + 1, settings.providers, {}, 0.1, 50, seed)
+    return reqs[: int(rate * seconds)]
+
+
+def _step(info: launcher.StackInfo, settings: Settings, reqs: list[Request], rate: float) -> Step:
+    """One open-loop run at ``rate``, then every accepted payment waited for in Postgres:
+    the load, the cores and CPU µs per accepted webhook of each process, the latencies."""
+    cpu = {name: proc.cpu_seconds(part.pid) for name, part in info.parts.items()}
+    started = time.monotonic()
+    res = uvloop.run(run(info.ingest_url, reqs, rate, 4000))
+    elapsed = time.monotonic() - started
+    spent = {name: proc.cpu_seconds(part.pid) - cpu[name] for name, part in info.parts.items()}
+    spent["loadgen"] = res.cpu_s
+    accepted = max(1, res.codes.get(202, 0))
+    # a payment all of whose webhooks were refused (503 when ingest could not write in
+    # time; the load generator does not retry) is owed nothing
+    ids = sorted({r.payment.external_id for r in res.accepted})
+    landed = asyncio.run(wait_rows(info.postgres_dsn, ids))
+    drain = time.monotonic() - started - elapsed
+    lat = asyncio.run(row_latencies(info.postgres_dsn, ids)) or [float("nan")]
+    stack_us = sum(v for k, v in spent.items() if k != "loadgen") / accepted * 1e6
+    return Step(
+        res,
+        ids,
+        landed,
+        lat,
+        drain,
+        {name: round(v / elapsed, 2) for name, v in spent.items()},
+        {name: round(v / accepted * 1e6) for name, v in spent.items()},
+        round(stack_us),
+    )
+
+
+@dataclass
+class Step:
+    res: Result
+    ids: list[str]
+    landed: int
+    latencies: list[float]
+    drain_s: float
+    cores: dict[str, float]
+    us_per_webhook: dict[str, int]
+    stack_us_per_webhook: int
+
+    def p99_ms(self) -> int:
+        return round(pct(self.latencies, 99) * 1000)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "load": self.res.summary(),
+            "payments": len(self.ids),
+            "payments_in_postgres": self.landed,
+            "receipt_to_postgres_p50_ms": round(pct(self.latencies, 50) * 1000),
+            "receipt_to_postgres_p99_ms": self.p99_ms(),
+            "receipt_to_postgres_max_ms": round(max(self.latencies) * 1000),
+            "cores_busy": self.cores,
+            "cpu_us_per_webhook": self.us_per_webhook,
+            "stack_cpu_us_per_webhook": self.stack_us_per_webhook,
+            "drain_s": round(self.drain_s, 1),
+        }
+
+
+def _warm(info: launcher.StackInfo, settings: Settings, payments: int = 300) -> None:
+    """A quarter of the rate, at most 300/s, for a few seconds: the first writes of a fresh
+    stack are slow (connections, prepared statements, the first ClickHouse parts: 750 ms
+    each; the broker's JIT) and would be the p99 otherwise."""
+    _, warm = build(payments, settings.providers, {}, 0.0, 50, seed=2121)
+    uvloop.run(run(info.ingest_url, warm, min(300.0, payments / 3), 4000))
+    asyncio.run(wait_rows(info.postgres_dsn, sorted({r.payment.external_id for r in warm})))
+
+
 def bench(settings: Settings, rate: float = 1000.0, seconds: int = 60) -> dict[str, Any]:
     with common.infra(settings, "e2e", services_too=True) as info:
-        per_payment = 3.3  # events per payment in the scenario mix, plus 10 % redeliveries
-        _, reqs = build(int(rate * seconds / per_payment), settings.providers, {}, 0.1, 50, seed=21)
-        reqs = reqs[: int(rate * seconds)]
-        ids = sorted({r.payment.external_id for r in reqs})
+        reqs = _requests(settings, rate, seconds, seed=21)
         asyncio.run(stamp_on_append(info.kafka_bootstrap, settings.topics.state))
-        # warm up at 100/s: the first writes of a fresh stack are slow (connections, prepared
-        # statements, the first ClickHouse parts: 750 ms each) and would be the p99 otherwise
-        _, warm = build(300, settings.providers, {}, 0.0, 50, seed=2121)
-        asyncio.run(run(info.ingest_url, warm, 100.0, 4000))
-        asyncio.run(wait_rows(info.postgres_dsn, sorted({r.payment.external_id for r in warm})))
-        cpu = {name: proc.cpu_seconds(part.pid) for name, part in info.parts.items()}
-        started, own = time.monotonic(), time.process_time()
-        res = asyncio.run(run(info.ingest_url, reqs, rate, 4000))
-        elapsed = time.monotonic() - started
-        busy = {  # cores each part kept busy while the load ran
-            name: round((proc.cpu_seconds(part.pid) - cpu[name]) / elapsed, 2)
-            for name, part in info.parts.items()
-        }
-        busy["loadgen"] = round((time.process_time() - own) / elapsed, 2)
-        # a payment all of whose webhooks were refused (503 when ingest could not write in
-        # time; the load generator does not retry) is owed nothing
-        ids = sorted({r.payment.external_id for r in res.accepted})
-        landed = asyncio.run(wait_rows(info.postgres_dsn, ids))
-        drain = time.monotonic() - started - elapsed
-        lat = asyncio.run(row_latencies(info.postgres_dsn, ids))
+        _warm(info, settings)
+        step = _step(info, settings, reqs, rate)
         split = asyncio.run(
-            stage_split(info.kafka_bootstrap, settings.topics.state, info.postgres_dsn, ids)
+            stage_split(info.kafka_bootstrap, settings.topics.state, info.postgres_dsn, step.ids)
         )
         rss = {name: round(proc.rss_mb(part.pid), 1) for name, part in info.parts.items()}
         status = launcher.status(common.BENCH_RUN / "e2e")
     return {
         "target_rate": rate,
         "seconds": seconds,
-        "load": res.summary(),
-        "payments": len(ids),
-        "payments_in_postgres": landed,
-        "receipt_to_postgres_p50_ms": round(pct(lat, 50) * 1000),
-        "receipt_to_postgres_p99_ms": round(pct(lat, 99) * 1000),
-        "receipt_to_postgres_max_ms": round(max(lat) * 1000),
+        **step.summary(),
         "stages": split,
         "rss_mib": rss,
-        "cores_busy": busy,
-        "drain_s": round(drain, 1),
         "start_s": {r.name: r.start_s for r in status},
     }
 
 
+def ramp(
+    settings: Settings,
+    rates: tuple[float, ...] = (500, 750, 1000, 1250, 1500, 2000),
+    seconds: int = 20,
+    p99_ms: int = 250,
+) -> dict[str, Any]:
+    """The sustained rate: the highest step at which receipt -> Postgres p99 stays under
+    ``p99_ms``, every webhook is accepted and every accepted payment lands. Steps up until two
+    in a row fail (one may fail to the machine's other load)."""
+    steps: list[dict[str, Any]] = []
+    sustained = 0.0
+    failed = 0
+    with common.infra(settings, "e2e", services_too=True) as info:
+        _warm(info, settings, payments=3000)  # ~30 s at 300/s: the broker JIT-compiles
+        for i, rate in enumerate(rates):
+            step = _step(info, settings, _requests(settings, rate, seconds, seed=31 + i), rate)
+            rss = {name: round(proc.rss_mb(part.pid), 1) for name, part in info.parts.items()}
+            steps.append({"rate": rate, **step.summary(), "rss_mib": rss})
+            ok = (
+                step.res.codes.get(202, 0) == step.res.sent
+                and step.landed == len(step.ids)
+                and step.p99_ms() < p99_ms
+            )
+            failed = 0 if ok else failed + 1
+            if ok:
+                sustained = rate
+            elif failed == 2:
+                break
+    return {
+        "seconds_per_step": seconds,
+        "p99_limit_ms": p99_ms,
+        "sustained_rate": sustained,
+        "steps": steps,
+    }
+
+
 if __name__ == "__main__":
+    import sys
+
     from pipeline.settings import load_settings
 
-    print(orjson.dumps(bench(load_settings(), seconds=20), option=orjson.OPT_INDENT_2).decode())
+    part = ramp(load_settings()) if "ramp" in sys.argv else bench(load_settings(), seconds=20)
+    print(orjson.dumps(part, option=orjson.OPT_INDENT_2).decode())

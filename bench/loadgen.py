@@ -1,10 +1,12 @@
 """``pipeline-loadgen``: realistic signed webhook traffic against an ingest URL.
 
 Every provider (mix configurable), a share of provider redeliveries, deliveries shuffled
-within a window (out of order). Open loop at a target rate (latency counted from each
-request's scheduled time, so a slow server cannot hide its queue) or closed loop at a
-concurrency. Reports accepted per second and latency percentiles, and writes the accepted
-webhooks (JSON lines) so that a checker can compare the end state.
+within a window (out of order), all signed and serialized before the clock starts, then sent
+by a lean keep-alive client (``bench.http_client``) that reports its own CPU share. Open loop
+at a target rate (latency counted from each request's scheduled time, so a slow server cannot
+hide its queue) or closed loop at a concurrency. Reports accepted per second and latency
+percentiles, and writes the accepted webhooks (JSON lines) so that a checker can compare the
+end state.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 import typer
+import uvloop
 
+from bench.http_client import Job, Pool, request_bytes
 from pipeline.settings import ProviderSettings
 from testing.traffic import PROVIDERS, Payment, Request, payments, requests
 from testing.webhooks import expected_event_id
@@ -37,6 +41,8 @@ class Result:
     errors: Counter[str] = field(default_factory=Counter)
     elapsed: float = 0.0
     retries: int = 0
+    #: CPU seconds the load generator's process spent while it ran (its own share)
+    cpu_s: float = 0.0
 
     def pct(self, q: float) -> float:
         if len(self.latencies) < 2:
@@ -56,6 +62,8 @@ class Result:
             "p50_ms": round(self.pct(50) * 1000, 2),
             "p90_ms": round(self.pct(90) * 1000, 2),
             "p99_ms": round(self.pct(99) * 1000, 2),
+            "loadgen_cores": round(self.cpu_s / self.elapsed, 3) if self.elapsed else 0.0,
+            "loadgen_us_per_request": round(self.cpu_s / self.sent * 1e6, 1) if self.sent else 0.0,
         }
 
 
@@ -74,46 +82,70 @@ def build(
 
 
 async def run(
-    url: str, reqs: list[Request], rate: float | None, concurrency: int, retry_503: bool = False
+    url: str,
+    reqs: list[Request],
+    rate: float | None,
+    concurrency: int,
+    retry_503: bool = False,
+    timeout_s: float = 30.0,
 ) -> Result:
+    """Send ``reqs``: open loop at ``rate`` per second (latency from each request's scheduled
+    time), or closed loop with ``concurrency`` in flight; at most ``concurrency`` connections.
+    Every request is serialized before the clock starts. ``retry_503`` retries 503s and broken
+    connections with backoff, like a provider."""
     res = Result()
-    limit = asyncio.Semaphore(concurrency)
-    conn = aiohttp.TCPConnector(limit=concurrency, force_close=False)
-    timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(url, connector=conn, timeout=timeout) as session:
-        start = time.perf_counter()
+    host = urlsplit(url).netloc
+    jobs = [
+        Job(i, request_bytes(host, f"/webhooks/{r.provider}", r.headers, r.body))
+        for i, r in enumerate(reqs)
+    ]
+    finished = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    clock = time.perf_counter
 
-        async def one(i: int, r: Request) -> None:
-            scheduled = start + i / rate if rate else None
-            if scheduled is not None:
-                await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
-            async with limit:
-                t0 = scheduled if scheduled is not None else time.perf_counter()
-                attempt = 0
-                while True:
-                    try:
-                        async with session.post(
-                            f"/webhooks/{r.provider}", data=r.body, headers=r.headers
-                        ) as resp:
-                            await resp.read()
-                            code = resp.status
-                    except (aiohttp.ClientError, TimeoutError) as exc:
-                        res.errors[type(exc).__name__] += 1
-                        code = 0
-                    if retry_503 and code in (0, 503) and attempt < 60:
-                        attempt += 1
-                        res.retries += 1
-                        await asyncio.sleep(min(2.0, 0.05 * 2**attempt) * random.random())
-                        continue
-                    break
-                res.latencies.append(time.perf_counter() - t0)
-                res.codes[code] += 1
-                res.sent += 1
-                if code == 202:
-                    res.accepted.append(r)
+    def done(job: Job, code: int, error: str) -> None:
+        if error:
+            res.errors[error] += 1
+        if retry_503 and code in (0, 503) and job.attempt < 60:
+            job.attempt += 1
+            res.retries += 1
+            delay = min(2.0, 0.05 * 2**job.attempt) * random.random()
+            loop.call_later(delay, pool.submit, job)
+            return
+        res.latencies.append(clock() - job.t0)
+        res.codes[code] += 1
+        res.sent += 1
+        if code == 202:
+            res.accepted.append(reqs[job.index])
+        if res.sent == len(jobs):
+            finished.set()
 
-        await asyncio.gather(*(one(i, r) for i, r in enumerate(reqs)))
-        res.elapsed = time.perf_counter() - start
+    pool = Pool(url, concurrency, timeout_s, done)
+    cpu0 = time.process_time()
+    start = clock()
+    if not jobs:
+        finished.set()
+    elif rate:
+        for job in jobs:
+            job.t0 = start + job.index / rate
+        for job in jobs:
+            ahead = job.t0 - clock()
+            if ahead > 0.0005:  # every request whose time has come goes at once
+                await asyncio.sleep(ahead)
+            pool.submit(job)
+    else:
+
+        def stamp(job: Job) -> None:
+            if job.attempt == 0:
+                job.t0 = clock()
+
+        pool.on_start = stamp
+        for job in jobs:
+            pool.submit(job)
+    await finished.wait()
+    res.elapsed = clock() - start
+    res.cpu_s = time.process_time() - cpu0
+    pool.close()
     return res
 
 
@@ -172,7 +204,7 @@ def main_cli(
         raise typer.Exit(1) from None
     _, reqs = build(payments_, settings.providers, parse_mix(mix), duplicates, window, seed)
     inflight = concurrency if not rate else max(concurrency, 2000)
-    res = asyncio.run(run(url, reqs, rate or None, inflight, retry_503))
+    res = uvloop.run(run(url, reqs, rate or None, inflight, retry_503))
     if accepted_out:
         write_accepted(accepted_out, res.accepted)
     typer.echo(orjson.dumps(res.summary()).decode())

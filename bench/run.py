@@ -22,6 +22,8 @@ PARTS: dict[str, Callable[..., dict[str, Any]]] = {
     "streams": streams_bench.bench,
     "sinks": sinks_bench.bench,
     "e2e": e2e_bench.bench,
+    # the rate at which receipt -> Postgres p99 stays under 250 ms, found by a short ramp
+    "e2e_ramp": e2e_bench.ramp,
     # a rate this 2-core machine sustains with the whole stack, beside the 1000/s target
     "e2e_sustained": lambda settings: e2e_bench.bench(settings, rate=250.0, seconds=30),
     # a merchant platform's ordinary day: the latency when nothing queues

@@ -17,6 +17,12 @@ def main() -> None:
         return
     import uvicorn
 
+    if server == "uvicorn":  # with ingest's header deadline, as pipeline-ingest would run it
+        from ingest.main import uvicorn_config
+        from pipeline.settings import IngestSettings
+
+        uvicorn.Server(uvicorn_config(IngestSettings(host="127.0.0.1", port=port), target)).run()
+        return
     module, _, name = target.partition(":")
     app = getattr(importlib.import_module(module), name)()
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)

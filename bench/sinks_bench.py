@@ -27,6 +27,7 @@ from sinks.clickhouse import (
 )
 from sinks.pg_schema import migrate
 from sinks.postgres import PostgresSink, history_rows, newest_snapshots, tx_rows
+from stack import proc
 from streams import machine
 from streams.model import PaymentEvent, Status
 from testing.traffic import payments
@@ -76,10 +77,17 @@ def records(count: int) -> tuple[list[ConsumerRecord], list[ConsumerRecord]]:
     return snaps, trans
 
 
+#: the database server's pid, whose CPU each measurement reports beside the sink's own
+SERVER_PID = {"pid": 0}
+
+
 async def timed(
     batches: list[list[ConsumerRecord]], write: Callable[[list[ConsumerRecord]], Awaitable[None]]
 ) -> dict[str, float]:
+    """Rows per second, p99 flush, and CPU µs per record: this process's (the sink's decoding,
+    rows and driver) and the database server's."""
     flushes = []
+    cpu, server = time.process_time(), proc.cpu_seconds(SERVER_PID["pid"])
     started = time.perf_counter()
     for b in batches:
         t0 = time.perf_counter()
@@ -88,7 +96,12 @@ async def timed(
     elapsed = time.perf_counter() - started
     rows = sum(len(b) for b in batches)
     p99 = statistics.quantiles(flushes, n=100)[98] if len(flushes) > 1 else flushes[0]
-    return {"rows_per_s": round(rows / elapsed), "p99_flush_ms": round(p99 * 1000, 1)}
+    return {
+        "rows_per_s": round(rows / elapsed),
+        "p99_flush_ms": round(p99 * 1000, 1),
+        "sink_us_per_row": round((time.process_time() - cpu) / rows * 1e6, 1),
+        "db_us_per_row": round((proc.cpu_seconds(SERVER_PID["pid"]) - server) / rows * 1e6, 1),
+    }
 
 
 def chunks(items: list[ConsumerRecord], size: int) -> list[list[ConsumerRecord]]:
@@ -170,7 +183,17 @@ async def clickhouse(url: str, trans: list[ConsumerRecord], size: int) -> dict[s
     for db in ("bench_sink", "bench_raw"):
         await client.command(f"DROP DATABASE IF EXISTS {db}")
         await client.command(f"CREATE DATABASE {db}")
+    # every key looked up before its insert (what the sink did before decision 0017; today
+    # what it does for records that an earlier write may hold)
     sink = ClickHouseSink(url, "bench_sink", "default", "", "t", "dlq")
+    await sink.start()
+    lookups = await timed(chunks(trans, size), sink.write)
+    await sink.close()
+    await client.command("DROP DATABASE bench_sink")
+    await client.command("CREATE DATABASE bench_sink")
+    # live records: produced after the sink first read the partition
+    sink = ClickHouseSink(url, "bench_sink", "default", "", "t", "dlq")
+    sink.assigned({("t", 0): 0})
     await sink.start()
     ours = await timed(chunks(trans, size), sink.write)
     await sink.close()
@@ -190,6 +213,7 @@ async def clickhouse(url: str, trans: list[ConsumerRecord], size: int) -> dict[s
     await client.close()
     return {
         "sink": ours,
+        "sink_with_lookups": lookups,
         "driver": driver,
         "ratio": round(ours["rows_per_s"] / driver["rows_per_s"], 3),
     }
@@ -205,7 +229,9 @@ def bench(settings: Settings, count: int = 8000) -> dict[str, Any]:
     }
     with common.infra(settings, "sinks") as info:
         for size in BATCHES:
+            SERVER_PID["pid"] = info.parts["postgres"].pid
             out["postgres"][size] = asyncio.run(postgres(info.postgres_dsn, snaps + trans, size))
+            SERVER_PID["pid"] = info.parts["clickhouse"].pid
             out["clickhouse"][size] = asyncio.run(clickhouse(info.clickhouse_url, trans, size))
     return out
 

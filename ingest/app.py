@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import asyncpg
 import msgspec
 import structlog
-from litestar import Litestar, Request, Response, get, post
+from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.middleware import DefineMiddleware
@@ -31,8 +31,8 @@ from ingest.auth import Tokens, api_guard, json_only
 from ingest.cors import cors_config, json_preflight_refusal
 from ingest.dashboard.routes import Dashboard
 from ingest.errors import BrokerUnavailable
+from ingest.fastpath import IngestApp, WebhookRoute
 from ingest.ids import new_id
-from ingest.intake import Unreadable, WrongMediaType, check_content_type, check_readable
 from ingest.middleware import BodyDeadlineMiddleware, RequestIdMiddleware
 from ingest.transactions import (
     TransactionsUnavailable,
@@ -40,13 +40,13 @@ from ingest.transactions import (
     find_by_reference,
     storable,
 )
-from ingest.verify.base import Clock, SignatureError, Verifier, system_clock
+from ingest.verify.base import Clock, system_clock
 from ingest.verify.registry import build_verifiers
+from ingest.webhooks import WebhookIntake
 from ingest.writer import RawWriter, Writer
-from pipeline.envelope import KIND_CHECKOUT, KIND_WEBHOOK, RawWebhook
+from pipeline.envelope import KIND_CHECKOUT, RawWebhook
 from pipeline.settings import Settings
 from streams.model import PROVIDERS, transaction_key
-from streams.providers import payment_key
 
 log = structlog.get_logger("ingest")
 
@@ -112,73 +112,24 @@ async def _write(state: State, raw: RawWebhook) -> Response[dict[str, str]]:
 )
 async def receive_webhook(
     provider: Provider, request: Request[Any, Any, Any], state: State
-) -> Response[dict[str, str]]:
-    """Verify, bound, write the raw request to Kafka; 202 only after the broker's ack."""
-    verifier: Verifier | None = state.verifiers.get(provider)
-    if verifier is None:
+) -> Response[bytes]:
+    """Verify, bound, write the raw request to Kafka; 202 only after the broker's ack.
+
+    Documents the route; ``ingest.fastpath`` serves it, and leaves only the requests it does
+    not take (unknown provider, a browser's request under CORS) to this handler."""
+    intake: WebhookIntake = state.intake
+    if provider not in intake.verifiers:
         raise NotFoundException(detail=f"unknown provider {provider[:40]!r}")
     headers = _headers(request)
-    try:
-        check_content_type(provider, headers.get("content-type"))
-    except WrongMediaType as exc:
-        log.info("webhook rejected", provider=provider, reason=str(exc), status=415)
-        raise HTTPException(status_code=415, detail=str(exc)) from None
-    body = await request.body()
-    if not body:
-        raise HTTPException(status_code=400, detail="empty body")
-    metrics.BODY_BYTES.labels(provider).observe(len(body))
-    try:
-        verifier.verify(body, headers)
-    except SignatureError as exc:
-        metrics.VERIFY_FAILURES.labels(provider, exc.reason[:80]).inc()
-        status = exc.status
-        log.info("webhook rejected", provider=provider, reason=exc.reason, status=status)
-        raise HTTPException(
-            status_code=status, detail=f"signature rejected: {exc.reason}"
-        ) from None
-    kept = {h: headers[h] for h in (*verifier.kept_headers, "content-type") if h in headers}
-    raw = RawWebhook(
-        new_id(),
-        provider,
-        _now_ms(),
-        body,
-        kept,
-        request_id=_rid(request),
-        key=_key(provider, body),
+    answer = intake.content_type(provider, headers)
+    if answer is None:
+        answer = await intake.accept(provider, headers, await request.body(), _rid(request))
+    return Response(
+        answer.body,
+        status_code=answer.status,
+        media_type=MediaType.JSON,
+        headers={k.decode(): v.decode() for k, v in answer.headers},
     )
-    try:
-        check_readable(provider, body)
-    except Unreadable as exc:
-        # authentic but unreadable: a clear 400 for the sender, and the request kept as a
-        # dead letter so that nothing authentic is lost
-        log.info("webhook unreadable", provider=provider, reason=str(exc), status=400)
-        await _dead_letter(state, raw, str(exc))
-        raise HTTPException(
-            status_code=400,
-            detail=f"unreadable body: {exc}; kept as dead letter ingest:{raw.id}",
-            extra={"id": raw.id},
-        ) from None
-    return await _write(state, raw)
-
-
-def _key(provider: str, body: bytes) -> str:
-    """The payment the webhook is about, its partition key; empty if the body does not say."""
-    try:
-        return payment_key(provider, KIND_WEBHOOK, body)
-    except Exception:  # a body the normalizer cannot read either: streams dead-letters it
-        return ""
-
-
-async def _dead_letter(state: State, raw: RawWebhook, reason: str) -> None:
-    writer: Writer = state.writer
-    try:
-        await writer.write_dead_letter(raw, reason)
-    except BrokerUnavailable:
-        raise HTTPException(
-            status_code=503,
-            detail="broker unavailable, retry later",
-            headers={"Retry-After": str(state.retry_after_s)},
-        ) from None
 
 
 def _undecodable(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
@@ -310,6 +261,12 @@ def create_app(
     if not api_tokens:
         log.warning("no [api] tokens configured: the merchant API answers 401 to every call")
     dashboard = Dashboard(settings, api_tokens, _pool)
+    intake = WebhookIntake(
+        build_verifiers(settings.providers, clock),
+        the_writer,
+        cfg.retry_after_s,
+        cfg.max_inflight,
+    )
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -323,7 +280,7 @@ def create_app(
                 await app.state.pool.close()
             await dashboard.close()
 
-    return Litestar(
+    app = IngestApp(
         route_handlers=[
             receive_webhook,
             register_checkout,
@@ -336,7 +293,7 @@ def create_app(
         state=State(
             {
                 "writer": the_writer,
-                "verifiers": build_verifiers(settings.providers, clock),
+                "intake": intake,
                 "retry_after_s": cfg.retry_after_s,
                 "api_tokens": api_tokens,
                 "pg_dsn": settings.postgres.dsn.get_secret_value(),
@@ -356,3 +313,7 @@ def create_app(
         openapi_config=doc.config(),
         debug=False,
     )
+    app.webhook_route = WebhookRoute(
+        intake, cfg.max_body_bytes, cfg.body_timeout_s, cors=bool(cfg.cors_origins)
+    )
+    return app

@@ -1,4 +1,5 @@
-"""ASGI entry for servers that import an app factory by path (granian): settings built here."""
+"""ASGI entry for servers that import an app factory by path (uvicorn, granian): settings
+built here."""
 
 from __future__ import annotations
 

@@ -33,6 +33,10 @@ KAFKA_WRITE_SECONDS = Histogram(
     ["outcome"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+SHED = Counter(
+    "pipeline_ingest_shed",
+    "Webhooks answered 503 at once because too many were waiting for the broker (overload)",
+)
 BODY_BYTES = Histogram(
     "pipeline_ingest_body_bytes",
     "Size of webhook bodies received, by provider",

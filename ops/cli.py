@@ -124,6 +124,7 @@ def rebuild(
                 s.postgres.dsn.get_secret_value(),
                 s.clickhouse.url,
                 s.streams.dedup_ttl_s * 1000,
+                s.streams.max_state_bytes,
                 lambda n: bar.advance(task, n),
             )
         )

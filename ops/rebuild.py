@@ -28,13 +28,10 @@ from aiokafka import ConsumerRecord
 
 from ops import kafka_io
 from ops.errors import OpsError
-from pipeline.envelope import KIND_CHECKOUT, EnvelopeError, RawWebhook
 from sinks.postgres import PostgresSink
-from streams.checkouts import parse_checkout
-from streams.errors import NormalizeError
-from streams.model import Checkout, PaymentEvent, parse_iso
-from streams.providers import normalize
-from streams.step import Entry, process
+from streams import flow
+from streams.model import parse_iso
+from streams.step import Entry
 
 COMPARED = "provider, external_id, status, amount, currency, version, expected_amount"
 #: an event's own fields in ClickHouse ``payment_events``
@@ -68,32 +65,45 @@ class Report:
         )
 
 
+@dataclass
+class _Raw:
+    """A raw record as read back, in the shape ``flow.process`` reads (its ``Message``)."""
+
+    value: bytes | None
+    headers: Any
+    offset: int
+    topic: str = "webhooks.raw"
+    partition: int = 0
+    key: bytes | None = None
+
+
 def fold_raw(
-    records: list[tuple[bytes, list[tuple[str, bytes]]]], ttl_ms: int
-) -> tuple[dict[str, Entry], list[dict[str, Any]], int]:
-    """The pure pipeline over raw records: table entries by transaction, the transition of
-    each distinct event as first applied, and the dead count."""
-    entries: dict[str, Entry] = {}
+    records: list[tuple[bytes, list[tuple[str, bytes]]]],
+    ttl_ms: int,
+    max_state_bytes: int,
+    batch: int = 500,
+) -> tuple[dict[bytes, Entry], list[dict[str, Any]], int]:
+    """The worker's own chain (``streams.flow.process``) over raw records, batch by batch:
+    table entries by payment key, the transition of each distinct event as first applied,
+    and the dead-letter count. Records are taken as keyed by their payment (a rebuild reads
+    them all, so re-routing has nothing to add)."""
+    entries: dict[bytes, Entry] = {}
     transitions: list[dict[str, Any]] = []
     dead = 0
-    for value, headers in records:
-        try:
-            raw = RawWebhook.from_kafka(value, headers)
-            items: list[PaymentEvent | Checkout] = (
-                [parse_checkout(raw)] if raw.kind == KIND_CHECKOUT else list(normalize(raw))
-            )
-        except (EnvelopeError, NormalizeError):
-            dead += 1
-            continue
-        for item in items:
-            try:
-                out = process(entries.get(item.tx_key, Entry()), item, ttl_ms)
-            except Exception:  # past a payment's bounds (StateLimit): the worker dead-letters it
-                dead += 1
-                break
-            entries[item.tx_key] = out.entry
-            if not out.duplicate:
-                transitions.extend(e.to_dict() for e in out.effects)
+    for start in range(0, len(records), batch):
+        chunk = [_Raw(v, h, start + i) for i, (v, h) in enumerate(records[start : start + batch])]
+        out = flow.process(
+            chunk,
+            lambda key, m: entries.get(key, Entry()),
+            ttl_ms,
+            max_state_bytes,
+            now_ms=0,
+            rerouting=False,
+        )
+        entries.update((key, w.entry) for key, w in out.payments.items())
+        docs = (orjson.loads(v) for _, v in out.transitions)
+        transitions += (d for d in docs if d["outcome"] != "duplicate")
+        dead += len(out.dead)
     return entries, transitions, dead
 
 
@@ -246,12 +256,13 @@ async def rebuild(
     dsn: str,
     clickhouse_url: str,
     ttl_ms: int,
+    max_state_bytes: int,
     progress: Callable[[int], None] = lambda n: None,
 ) -> Report:
     report = Report()
     records = await _read_raw(bootstrap, raw_topic, progress)
     report.raw_records = len(records)
-    entries, transitions, report.dead_letters = fold_raw(records, ttl_ms)
+    entries, transitions, report.dead_letters = fold_raw(records, ttl_ms, max_state_bytes)
     name = f"{urlsplit(dsn).path.lstrip('/') or 'pipeline'}_rebuild_{os.getpid()}"
     report.database = name
     try:

@@ -63,7 +63,7 @@ class IngestSettings(_Frozen):
     host: str = "127.0.0.1"
     port: int = 8000
     #: a connection must have sent a request's complete headers within this many seconds of
-    #: opening (or of its previous answer), else it is closed (slowloris); granian/hyper
+    #: opening (or of its previous answer), else it is closed (slowloris); ingest.headers_deadline
     header_timeout_s: float = 10.0
     max_body_bytes: int = 256 * 1024
     #: the whole request body must arrive within this many seconds of the headers, else 408
@@ -72,6 +72,8 @@ class IngestSettings(_Frozen):
     produce_timeout_s: float = 5.0
     kafka_linger_ms: int = 5
     retry_after_s: int = 5
+    #: webhooks waiting for their broker ack at most; beyond, 503 + Retry-After at once (0016)
+    max_inflight: int = 512
     #: Prometheus /metrics on this internal port, never on the public one; 0 = off
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0

@@ -6,7 +6,8 @@ version: a lower or equal version never overwrites a higher one, so a redelivere
 snapshot changes nothing. A history row is an event's transition as first applied (the
 version that event produced, from and to status), the same row ClickHouse keeps: the first
 transition of an event wins, and a re-sent one (a duplicate's, equal to it) changes nothing.
-Everything of one batch is written in one database transaction. See decision 0031.
+Everything of one batch is written by one statement (one round trip, one implicit
+transaction). See decisions 0031 and 0017.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sinks.errors import RecordRefused, SinkUnavailable
 from sinks.pg_schema import migrate
 from streams.model import parse_iso
 
+#: the newest snapshot of each payment; a lower or equal version never overwrites a higher one
 UPSERT_TX = """
 INSERT INTO transactions AS t (provider, external_id, status, amount, currency, order_id,
     expected_amount, expected_currency, late, version, updated_at)
@@ -41,9 +43,9 @@ UPSERT_EVENTS = """
 INSERT INTO transaction_events AS e (event_id, provider, external_id, status, effective_status,
     applied, note, provider_status, amount, currency, occurred_at, received_at, version,
     from_status, to_status, reference)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[],
-    $7::text[], $8::text[], $9::numeric[], $10::text[], $11::timestamptz[], $12::timestamptz[],
-    $13::bigint[], $14::text[], $15::text[], $16::text[])
+SELECT * FROM unnest($12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
+    $17::bool[], $18::text[], $19::text[], $20::numeric[], $21::text[], $22::timestamptz[],
+    $23::timestamptz[], $24::bigint[], $25::text[], $26::text[], $27::text[])
 ON CONFLICT (event_id) DO UPDATE SET
     provider = EXCLUDED.provider, external_id = EXCLUDED.external_id, status = EXCLUDED.status,
     effective_status = EXCLUDED.effective_status, applied = EXCLUDED.applied,
@@ -58,14 +60,22 @@ WHERE e.from_status IS NULL
 #: the earliest registration wins, in streams.machine.checkout_order (code point order on text)
 INSERT_CHECKOUTS = """
 INSERT INTO checkouts AS c (provider, external_id, order_id, amount, currency, created_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::numeric[], $5::text[],
-    $6::timestamptz[])
+SELECT * FROM unnest($28::text[], $29::text[], $30::text[], $31::numeric[], $32::text[],
+    $33::timestamptz[])
 ON CONFLICT (provider, external_id) DO UPDATE SET
     order_id = EXCLUDED.order_id, amount = EXCLUDED.amount, currency = EXCLUDED.currency,
     created_at = EXCLUDED.created_at
 WHERE (EXCLUDED.created_at, EXCLUDED.amount, EXCLUDED.currency COLLATE "C",
        EXCLUDED.order_id COLLATE "C")
     < (c.created_at, c.amount, c.currency COLLATE "C", c.order_id COLLATE "C")
+"""
+
+#: a batch in one statement, so one round trip and atomic without BEGIN/COMMIT: the three
+#: upserts as data-modifying CTEs (each runs once, to completion, whether read or not; they
+#: touch three different tables, so sharing one snapshot changes nothing)
+WRITE_BATCH = f"""
+WITH tx AS ({UPSERT_TX}), ev AS ({UPSERT_EVENTS}), co AS ({INSERT_CHECKOUTS})
+SELECT 1
 """
 
 #: the data, not the database, is at fault: isolate the record and dead-letter it
@@ -202,12 +212,9 @@ class PostgresSink:
 
     @staticmethod
     async def _prepare(conn: asyncpg.Connection) -> None:
-        """Run each statement once with no rows: asyncpg prepares it and looks up its array
+        """Run the statement once with no rows: asyncpg prepares it and looks up its array
         types now, not on the first real batch (that took 750 ms on a fresh stack)."""
-        async with conn.transaction():
-            await conn.execute(UPSERT_TX, *tx_rows([]))
-            await conn.execute(UPSERT_EVENTS, *history_rows([]))
-            await conn.execute(INSERT_CHECKOUTS, *checkout_rows([]))
+        await conn.execute(WRITE_BATCH, *tx_rows([]), *history_rows([]), *checkout_rows([]))
 
     async def write(self, records: Sequence[ConsumerRecord]) -> None:
         try:
@@ -216,10 +223,7 @@ class PostgresSink:
                 [orjson.loads(r.value) for r in records if r.topic == self._transitions_topic]
             )
             conn = await self._connection()
-            async with conn.transaction():
-                await conn.execute(UPSERT_TX, *tx_rows(snaps))
-                await conn.execute(UPSERT_EVENTS, *history)
-                await conn.execute(INSERT_CHECKOUTS, *checkout_rows(snaps))
+            await conn.execute(WRITE_BATCH, *tx_rows(snaps), *history, *checkout_rows(snaps))
         except _DOWN as exc:
             self._drop_connection()
             raise SinkUnavailable(f"postgres: {type(exc).__name__}: {exc}") from exc

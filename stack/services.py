@@ -67,6 +67,47 @@ def java() -> str:
     return path
 
 
+#: the broker sized for a small machine (2 cores, shared with the whole stack); decision 0018
+#: has the measurements and the values for compose and for a cluster. Kafka's defaults are for
+#: a dedicated many-core server: 3 network and 8 I/O threads, 10 background threads.
+BROKER_TUNING = {
+    "num.network.threads": "1",
+    "num.io.threads": "2",
+    "background.threads": "2",
+    "num.replica.fetchers": "1",
+    "num.recovery.threads.per.data.dir": "1",
+    "log.cleaner.threads": "1",
+    "log.cleaner.dedupe.buffer.size": str(8 * 1024 * 1024),  # 128 MiB by default
+}
+#: a fixed, small heap (the broker keeps little on it: records live in the page cache), the
+#: serial collector (no GC threads competing for two cores), bounded metaspace and code cache
+JVM_OPTIONS = [
+    "-Xmx192m",
+    "-Xms192m",
+    "-XX:+UseSerialGC",
+    "-XX:MaxMetaspaceSize=96m",
+    "-XX:ReservedCodeCacheSize=64m",
+    "-XX:CICompilerCount=2",
+    "-Xss512k",
+]
+#: what the local stack ran before decision 0018, for measuring against
+_UNTUNED_JVM = ["-Xmx512m", "-Xms128m", "-XX:+UseSerialGC"]
+
+
+def _untuned() -> bool:
+    """``PIPELINE_STACK_KAFKA=defaults``: Kafka's own thread defaults and the old heap (for
+    the benchmark that compares them); anything else: the settings above."""
+    return os.environ.get("PIPELINE_STACK_KAFKA", "") == "defaults"
+
+
+def broker_tuning() -> dict[str, str]:
+    return {} if _untuned() else dict(BROKER_TUNING)
+
+
+def jvm_options() -> list[str]:
+    return list(_UNTUNED_JVM if _untuned() else JVM_OPTIONS)
+
+
 def kafka_command(home: Path, port: int, controller_port: int) -> list[str]:
     """Format the KRaft log dir once, write server.properties; the broker's command line."""
     libs = ensure_kafka_jars()
@@ -84,6 +125,7 @@ def kafka_command(home: Path, port: int, controller_port: int) -> list[str]:
         "offsets.topic.replication.factor=1\noffsets.topic.num.partitions=4\n"
         "transaction.state.log.replication.factor=1\ntransaction.state.log.min.isr=1\n"
         "group.initial.rebalance.delay.ms=0\nlog.retention.hours=-1\n"
+        + "".join(f"{k}={v}\n" for k, v in broker_tuning().items())
     )
     log4j = home / "log4j2.properties"
     log4j.write_text(
@@ -94,9 +136,7 @@ def kafka_command(home: Path, port: int, controller_port: int) -> list[str]:
     )
     base = [
         java(),
-        "-Xmx512m",
-        "-Xms128m",
-        "-XX:+UseSerialGC",
+        *jvm_options(),
         f"-Dlog4j2.configurationFile={log4j}",
         "-cp",
         f"{libs}/*",

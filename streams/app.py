@@ -1,14 +1,15 @@
-"""The Faust application: one agent and one table, built by ``create_app(settings)``.
+"""The Faust application: one agent and one table.
 
     webhooks.raw (keyed by payment) --read, normalize, dedupe, apply (streams.flow)-->
         table ``transactions`` (changelogged), payments.state, payments.transitions
     any record that cannot be processed --> webhooks.dlq, with reason and stage
     a record keyed by anything but its payment --> webhooks.raw again, keyed by its payment
 
-Delivery: at least once. Each batch awaits the broker's ack of every record it produced
-(outputs, dead letters, re-routed records, table changelog) before Faust may ack and commit
-it; an agent that fails ends the process (``fail_loudly``). Every step is idempotent, so
-redeliveries and replays change nothing. See docs/decisions/ (0002, 0005, 0006, 0007).
+The agent hands each batch to one pure step, ``streams.flow.process``, and writes what it
+returns. Delivery: at least once. Each batch awaits the broker's ack of every record it
+produced (outputs, dead letters, re-routed records, table changelog) before Faust may ack and
+commit it; an agent that fails ends the process (``fail_loudly``). Every step is idempotent,
+so redeliveries and replays change nothing. See docs/decisions/ (0002, 0005-0009).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from faust.types import EventT
 from pipeline.retry import Backoff, retry
 from pipeline.settings import Settings
 from streams import flow
+from streams.cache import EntryCache
 from streams.faust_glue import AckedTable, WorkerTransport, as_current
 from streams.step import Entry
 
@@ -39,6 +41,97 @@ EXIT_AGENT_FAILED = 70
 
 
 def create_app(settings: Settings) -> faust.App:
+    return Worker(settings).app
+
+
+class Worker:
+    """The app, its raw topic and ``transactions`` table, and the agent ``process``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.s, self.t = settings.streams, settings.topics
+        self.app = app = _app(settings)
+        self.raw = self._topic(self.t.raw)
+        # per payment: its state and its recently seen event ids; bytes in, bytes out
+        self.table = cast(
+            AckedTable,
+            app.Table(
+                "transactions",
+                default=None,
+                key_type=bytes,
+                value_type=bytes,
+                partitions=self.t.partitions,
+            ),
+        )
+        self.cache = EntryCache(self.s.entry_cache_size)
+        self.policy = Backoff(self.s.retry_base_s, self.s.retry_max_s, self.s.retry_attempts)
+        app.on_partitions_revoked.connect(self.forget)
+        app.agent(self.raw, name="streams.process")(self.process)
+
+    async def process(self, stream: faust.StreamT[bytes]) -> None:
+        batches = cast(faust.Stream[bytes], stream).take_events(
+            self.s.batch_max, within=self.s.batch_wait_ms / 1000
+        )
+        async with fail_loudly("process"):
+            async for batch in batches:
+                await self.run_batch(batch)
+
+    async def run_batch(self, events: Sequence[EventT[bytes]]) -> None:
+        """One batch through ``flow.process``, written out; returns once every record it
+        produced is acknowledged by the broker (only then does Faust ack the batch)."""
+        now_ms = int(time.time() * 1000)  # receipt-to-processing metrics only, never state
+        messages = (e.message for e in events)
+        s, t = self.s, self.t
+        out = flow.process(messages, self.lookup, s.dedup_ttl_s * 1000, s.max_state_bytes, now_ms)
+        send = self.send
+        sent = [await send(t.raw, k, m.value, flow.headers_of(m)) for k, m in out.reroute]
+        sent += [await send(t.dlq, k, v) for k, v in out.dead]
+        for key, w in out.payments.items():
+            if w.value is not None:
+                with as_current(cast(EventT[bytes], _Event(w.last))):
+                    self.table[key] = w.value  # its store and changelog partition: the record's
+            sent.append(await send(t.state, key, w.snapshot))
+        sent += [await send(t.transitions, k, v) for k, v in out.transitions]
+        await asyncio.gather(*sent, *self.table.take_unacked())
+        for key, w in out.payments.items():
+            self.cache.put(key, w.entry)
+
+    def lookup(self, key: bytes, m: flow.Message) -> Entry:
+        entry = self.cache.get(key)
+        if entry is None:
+            with as_current(cast(EventT[bytes], _Event(m))):  # read the record's own store
+                entry = Entry.decode(self.table.get(key))
+        return entry
+
+    async def send(
+        self, name: str, key: bytes, value: bytes | None, headers: Any = None
+    ) -> Awaitable[Any]:
+        """Hand one record to the producer; returns its delivery (the broker's ack).
+
+        Straight to ``app.producer``, not ``Topic.send``: the same producer without the
+        channel and future-message layers, which cost 15 % of the worker (py-spy)."""
+        producer = self.app.producer
+
+        async def once() -> Awaitable[Any]:
+            sent: Awaitable[Any] = await producer.send(name, key, value, None, None, headers)
+            return sent
+
+        return await retry(once, self.policy, (KafkaError, ProducerSendError, OSError))
+
+    async def forget(self, *_: Any, **__: Any) -> None:
+        self.cache.clear()  # another worker may change what this one cached
+
+    def _topic(self, name: str) -> faust.TopicT:
+        return self.app.topic(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            value_serializer="raw",
+            key_serializer="raw",
+            partitions=self.t.partitions,
+        )
+
+
+def _app(settings: Settings) -> faust.App:
     s, t = settings.streams, settings.topics
     app = faust.App(
         s.app_id,
@@ -63,81 +156,6 @@ def create_app(settings: Settings) -> faust.App:
     transport = WorkerTransport(app.conf.broker_consumer, app)  # decisions 0008, 0009
     transport.gapless_topics = frozenset({t.raw})
     app.transport = transport
-
-    def topic(name: str) -> faust.TopicT:
-        return app.topic(
-            name,
-            key_type=bytes,
-            value_type=bytes,
-            value_serializer="raw",
-            key_serializer="raw",
-            partitions=t.partitions,
-        )
-
-    raw_topic = topic(t.raw)
-    # per payment: its state and its recently seen event ids; bytes in, bytes out
-    tx_table = cast(
-        AckedTable,
-        app.Table(
-            "transactions", default=None, key_type=bytes, value_type=bytes, partitions=t.partitions
-        ),
-    )
-    cache = EntryCache(s.entry_cache_size)
-    policy = Backoff(s.retry_base_s, s.retry_max_s, s.retry_attempts)
-
-    @app.on_partitions_revoked.connect
-    async def forget(*_: Any, **__: Any) -> None:
-        cache.clear()  # another worker may change what this one cached
-
-    async def send(
-        name: str, key: bytes, value: bytes | None, headers: Any = None
-    ) -> Awaitable[Any]:
-        """Hand one record to the producer; returns its delivery (the broker's ack).
-
-        Straight to ``app.producer``, not ``Topic.send``: the same producer without the
-        channel and future-message layers, which cost 15 % of the worker (py-spy)."""
-
-        async def once() -> Awaitable[Any]:
-            sent: Awaitable[Any] = await app.producer.send(name, key, value, None, None, headers)
-            return sent
-
-        return await retry(once, policy, (KafkaError, ProducerSendError, OSError))
-
-    def lookup(key: bytes, m: flow.Message) -> Entry:
-        entry = cache.get(key)
-        if entry is None:
-            with as_current(cast(EventT[bytes], _Event(m))):  # read the record's own store
-                entry = Entry.decode(tx_table.get(key))
-        return entry
-
-    async def run_batch(events: Sequence[EventT[bytes]]) -> None:
-        """One batch through ``flow.process``, written out; returns once every record it
-        produced is acknowledged by the broker (only then does Faust ack the batch)."""
-        now_ms = int(time.time() * 1000)  # receipt-to-processing metrics only, never state
-        out = flow.process(
-            (e.message for e in events), lookup, s.dedup_ttl_s * 1000, s.max_state_bytes, now_ms
-        )
-        sent = [await send(t.raw, k, m.value, flow.headers_of(m)) for k, m in out.reroute]
-        sent += [await send(t.dlq, k, v) for k, v in out.dead]
-        for key, w in out.payments.items():
-            if w.value is not None:
-                with as_current(cast(EventT[bytes], _Event(w.last))):
-                    tx_table[key] = w.value  # its store and changelog partition: the record's
-            sent.append(await send(t.state, key, w.snapshot))
-        sent += [await send(t.transitions, k, v) for k, v in out.transitions]
-        await asyncio.gather(*sent, *tx_table.take_unacked())
-        for key, w in out.payments.items():
-            cache.put(key, w.entry)
-
-    @app.agent(raw_topic)
-    async def process(stream: faust.StreamT[bytes]) -> None:
-        batches = cast(faust.Stream[bytes], stream).take_events(
-            s.batch_max, within=s.batch_wait_ms / 1000
-        )
-        async with fail_loudly("process"):
-            async for batch in batches:
-                await run_batch(batch)
-
     return app
 
 
@@ -146,28 +164,6 @@ class _Event:
 
     def __init__(self, message: flow.Message) -> None:
         self.message = message
-
-
-class EntryCache:
-    """Decoded table entries of this worker's payments, newest last, at most ``size``: a
-    payment seen again soon is not read from the store and decoded again. Cleared whenever
-    partitions move, since another worker may then change an entry."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._entries: dict[bytes, Entry] = {}
-
-    def get(self, key: bytes) -> Entry | None:
-        return self._entries.get(key)
-
-    def put(self, key: bytes, entry: Entry) -> None:
-        self._entries.pop(key, None)
-        self._entries[key] = entry
-        if len(self._entries) > self.size:
-            del self._entries[next(iter(self._entries))]
-
-    def clear(self) -> None:
-        self._entries.clear()
 
 
 @asynccontextmanager

@@ -91,8 +91,10 @@ def process(
     ttl_ms: int,
     max_state_bytes: int,
     now_ms: int,
+    rerouting: bool = True,
 ) -> Batch:
-    """The batch's outputs; ``lookup(key, message)`` reads a payment's entry as stored."""
+    """The batch's outputs; ``lookup(key, message)`` reads a payment's entry as stored.
+    ``rerouting=False``: every record is taken as keyed by its payment (a rebuild)."""
     out = Batch()
     entries: dict[bytes, Entry] = {}
     mine: dict[bytes, list[Message]] = {}
@@ -104,7 +106,7 @@ def process(
         except Exception as exc:
             out.dead.append(_dead(m, "normalize", exc, now_ms))
             continue
-        if m.key != key:
+        if rerouting and m.key != key:
             out.reroute.append((key, m))
             continue
         entry = entries[key] if key in entries else lookup(key, m)

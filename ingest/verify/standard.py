@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import re
 from collections.abc import Sequence
@@ -63,7 +62,7 @@ class StandardWebhookVerifier:
         content = f"{msg_id}.{ts}.".encode() + body
         ok = False
         for key in self._keys:
-            expected = base64.b64encode(hmac.new(key, content, hashlib.sha256).digest())
+            expected = base64.b64encode(hmac.digest(key, content, "sha256"))
             for sig in given:
                 ok |= hmac.compare_digest(sig, expected)
         if not ok:
