@@ -174,7 +174,7 @@ async def test_a_dead_endpoint_does_not_slow_a_healthy_one(
     await dead.start()
     await rx.start()
     endpoints = endpoint_toml(
-        f"http://127.0.0.1:{dead.port}/hooks", [whsec("dead")], timeout_s=5, max_in_flight=2
+        f"http://127.0.0.1:{dead.port}/hooks", [whsec("dead")], timeout_s=30, max_in_flight=2
     ) + endpoint_toml(rx.url, rx.secrets)
     n = Notifier(stack, tmp_path, endpoints, **FAST)
     await n.start()
@@ -197,10 +197,11 @@ async def test_a_dead_endpoint_does_not_slow_a_healthy_one(
             )
             for p in sent
         )
-        # while the dead endpoint's requests hang for 5 s each: within a second of the
-        # transition (a loaded 2-core machine may stall a process now and then: 90 % of
-        # them), and none anywhere near the dead endpoint's timeout
-        assert lags[len(lags) * 9 // 10] < 1.0 and lags[-1] < 2.5, (lags[-4:], split[-4:])
+        # the dead endpoint's two slots hang for 30 s each, its other deliveries queue behind
+        # them: had the healthy endpoint waited on them at all, a delivery would lag by tens
+        # of seconds. Bounds far from that, so that a loaded machine's stalls do not matter;
+        # delivery within a second is the first test's
+        assert lags[len(lags) // 2] < 2.0 and lags[-1] < 10.0, (lags[-4:], split[-4:])
     finally:
         n.kill()
         await rx.stop()
