@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
@@ -38,15 +38,6 @@ class Sink(Protocol):
         ...
 
     async def close(self) -> None: ...
-
-
-@runtime_checkable
-class TracksAssignment(Protocol):
-    """A sink that wants to know, per partition, the end offset when it first read it: what
-    is produced after that cannot have been written by an earlier run (ClickHouse skips its
-    duplicate lookups for those records)."""
-
-    def assigned(self, fresh_from: Mapping[tuple[str, int], int]) -> None: ...
 
 
 class ListSink:
@@ -93,12 +84,9 @@ async def run_sink(
     A batch the database refuses for its data (``RecordRefused``) is written record by
     record; each record refused on its own goes to ``dead_letter`` with the reason, and the
     partition moves on. Without ``dead_letter`` such a batch stops the loop."""
-    known: set[TopicPartition] = set()
     try:
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=flush_interval_ms, max_records=batch_size)
-            if isinstance(sink, TracksAssignment):
-                known = await _note_assignment(sink, consumer, known)
             records = [r for rs in batches.values() for r in rs]
             if not records:
                 continue
@@ -118,19 +106,6 @@ async def run_sink(
             await consumer.commit(_next_offsets(records))
     finally:
         await sink.close()
-
-
-async def _note_assignment(
-    sink: TracksAssignment, consumer: AIOKafkaConsumer, known: set[TopicPartition]
-) -> set[TopicPartition]:
-    """Tell the sink the end offsets of partitions it was newly given. Asked after the fetch
-    that brought their first records, so those (and any redelivered ones) lie below."""
-    current = set(consumer.assignment())
-    new = current - known
-    if new:
-        ends = await consumer.end_offsets(list(new))
-        sink.assigned({(tp.topic, tp.partition): offset for tp, offset in ends.items()})
-    return current
 
 
 async def _more(

@@ -2,19 +2,15 @@
 
 Dead letters from ``webhooks.dlq`` go to ``dead_letters``.
 
-One row per distinct event. A transition is inserted without a lookup when nothing written
-before can hold its event: it is the event's first (streams' dedup decided so) and was produced
-after this sink first read its partition (``assigned``). Every other row (a duplicate's re-sent
-transition, a redelivery after a crash, a replay, an offset reset, a dead letter) is looked up
-by primary key first and skipped when stored. The ReplacingMergeTree engine collapses whatever
-could still double (two streams workers applying one event during a rebalance; a crash of
-the stream worker between a transition and its changelog). Decision 0017.
+One row per distinct event: rows whose key is already stored are skipped before the insert
+(one primary-key lookup per batch), and the ReplacingMergeTree engine collapses whatever a
+crash between insert and commit could still double.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -146,26 +142,6 @@ def _chunks(keys: list[str]) -> list[list[str]]:
     return out if out[0] else []
 
 
-#: the outcomes of an event's first transition (a duplicate's re-sent one says ``duplicate``)
-_FIRST = frozenset({"applied", "refused"})
-
-
-class _Rows:
-    """One table's rows of a batch by key, the first of each key kept, and the keys an
-    earlier write may already hold (to look up)."""
-
-    def __init__(self) -> None:
-        self.rows: dict[str, list[Any]] = {}
-        self.check: list[str] = []
-
-    def add(self, key: str, row: list[Any], fresh: bool) -> None:
-        if key in self.rows:
-            return
-        self.rows[key] = row
-        if not fresh:
-            self.check.append(key)
-
-
 def dlq_row(d: dict[str, Any]) -> list[Any]:
     provider = ""
     for k, v in d.get("headers", []):
@@ -219,8 +195,6 @@ class ClickHouseSink:
         self._url, self._db, self._user, self._password = url, database, username, password
         self._events_topic, self._dlq_topic = events_topic, dlq_topic
         self._client: Any = None
-        self._fresh_from: dict[tuple[str, int], int] = {}
-        self._written: dict[tuple[str, int], int] = {}  # highest offset written, per partition
 
     async def start(self) -> None:
         """Connect and create the tables."""
@@ -238,43 +212,28 @@ class ClickHouseSink:
             self._client = client
         return self._client
 
-    def assigned(self, fresh_from: Mapping[tuple[str, int], int]) -> None:
-        """(topic, partition) -> the partition's end offset when this sink first read it: a
-        record at or after it was produced after that, so no earlier run can have stored it."""
-        self._fresh_from.update(fresh_from)
-
-    def _fresh(self, r: ConsumerRecord, doc: dict[str, Any]) -> bool:
-        """A transition no earlier write can hold: the first one of its event (streams'
-        dedup decided; a duplicate's re-sent one says ``duplicate``), at an offset produced
-        after this sink first read the partition (not a redelivery, a replay or an offset
-        reset)."""
-        tp = (r.topic, r.partition)
-        start = self._fresh_from.get(tp)
-        if start is None or r.offset < start or r.offset <= self._written.get(tp, -1):
-            return False  # before the sink's first read, or a rewind (redelivery, rebalance)
-        return doc.get("outcome") in _FIRST
-
     async def write(self, records: Sequence[ConsumerRecord]) -> None:
-        events, deliveries, dead = _Rows(), _Rows(), _Rows()
+        events: dict[str, list[Any]] = {}
+        deliveries: dict[str, list[Any]] = {}
+        dead: dict[str, list[Any]] = {}
         try:
             for r in records:
                 doc = orjson.loads(r.value)
                 if r.topic == self._dlq_topic:
-                    dead.add(doc["id"], dlq_row(doc), fresh=False)
+                    dead.setdefault(doc["id"], dlq_row(doc))
                     if (row := dlq_delivery_row(doc)) is not None:
-                        deliveries.add(row[0], row, fresh=False)
+                        deliveries.setdefault(row[0], row)
                 else:
-                    fresh = self._fresh(r, doc)
-                    events.add(doc["event_id"], event_row(doc), fresh)
+                    events.setdefault(doc["event_id"], event_row(doc))
                     if doc.get("delivery_id"):
-                        deliveries.add(doc["delivery_id"], delivery_row(doc), fresh)
+                        deliveries.setdefault(doc["delivery_id"], delivery_row(doc))
         except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
             raise RecordRefused(
                 f"clickhouse: undecodable record: {type(exc).__name__}: {exc}"
             ) from exc
         try:
             client = await self._ensure()
-            providers = sorted({events.rows[k][1] for k in events.check})
+            providers = sorted({row[1] for row in events.values()})
             await self._insert_new(
                 client,
                 "payment_events",
@@ -290,32 +249,27 @@ class ClickHouseSink:
         except (ClickHouseError, OSError) as exc:
             self._client = None
             raise SinkUnavailable(f"clickhouse: {type(exc).__name__}: {str(exc)[:200]}") from exc
-        for r in records:
-            tp = (r.topic, r.partition)
-            if r.offset > self._written.get(tp, -1):
-                self._written[tp] = r.offset
 
     async def _insert_new(
         self,
         client: Any,
         table: str,
         columns: list[str],
-        rows: _Rows,
+        rows: dict[str, list[Any]],
         key_filter: str,
         params: dict[str, Any] | None = None,
     ) -> None:
-        """Insert the rows whose key the table does not hold yet. Only the keys that an
-        earlier write may hold are looked up (primary-key lookups, in chunks that fit
-        ClickHouse's limit on one HTTP query parameter); fresh rows go straight in."""
-        for chunk in _chunks(rows.check):
+        """Insert the rows whose key the table does not hold yet (primary-key lookups, in
+        chunks that fit ClickHouse's limit on one HTTP query parameter)."""
+        for chunk in _chunks(list(rows)):
             stored = await client.query(
                 f"SELECT {columns[0]} FROM {table} WHERE {key_filter} IN {{ids:Array(String)}}",
                 parameters={**(params or {}), "ids": chunk},
             )
             for (key,) in stored.result_rows:
-                rows.rows.pop(key, None)
-        if rows.rows:
-            await client.insert(table, list(rows.rows.values()), column_names=columns)
+                rows.pop(key, None)
+        if rows:
+            await client.insert(table, list(rows.values()), column_names=columns)
 
     async def close(self) -> None:
         if self._client is not None:
