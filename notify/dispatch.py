@@ -29,6 +29,16 @@ from notify.sign import Signer
 
 log = logging.getLogger("notify")
 
+#: Postgres away or restarting; InternalClientError: a pooled connection left mid-operation by
+#: a server that went away (seen when Postgres restarts under load)
+_PG_DOWN = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
+
 #: a lease outlives the request's timeout by this much; then the row is due again
 LEASE_SLACK_S = 30.0
 #: after a wake-up, wait this long for more before claiming: fewer, larger claims
@@ -105,7 +115,7 @@ class Dispatcher:
         batch, self._outcomes = self._outcomes, []
         try:
             await outbox.finish(self._pool, batch)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except _PG_DOWN as exc:
             self._note_pg(exc)
             self._outcomes[:0] = batch  # again soon; past its lease a row may be re-sent
             await asyncio.sleep(0.5)
@@ -118,7 +128,7 @@ class Dispatcher:
             return
         try:
             claimed = await outbox.claim(self._leases, e.url, free, e.timeout_s + LEASE_SLACK_S)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except _PG_DOWN as exc:
             self._note_pg(exc)
             return
         self._note_pg(None)
@@ -179,7 +189,7 @@ async def watch_backlog(
     while not stop.is_set():
         try:
             now = await outbox.backlog(pool)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        except _PG_DOWN:
             now = None
         for e in endpoints if now is not None else ():
             pending, retrying, _ = now.get(e.url, (0, 0, 0.0)) if now else (0, 0, 0.0)
