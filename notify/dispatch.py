@@ -26,18 +26,12 @@ from notify.message import Endpoint
 from notify.outbox import Claimed, Outcome
 from notify.schedule import Schedule, Verdict, verdict
 from notify.sign import Signer
+from sinks.errors import POSTGRES_DOWN
 
 log = logging.getLogger("notify")
 
-#: Postgres away or restarting; InternalClientError: a pooled connection left mid-operation by
-#: a server that went away (seen when Postgres restarts under load)
-_PG_DOWN = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-)
+#: Postgres away, or any error of its: dispatch pauses and tries again
+_PG_DOWN = (*POSTGRES_DOWN, asyncpg.PostgresError)
 
 #: a lease outlives the request's timeout by this much; then the row is due again
 LEASE_SLACK_S = 30.0

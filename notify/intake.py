@@ -20,17 +20,7 @@ from notify import metrics, outbox
 from notify.errors import BadTransition
 from notify.message import Delivery, Endpoint, deliveries, parse
 from notify.outbox import Conn
-from sinks.errors import RecordRefused, SinkUnavailable
-
-_DOWN = (
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    asyncpg.exceptions.OperatorInterventionError,
-    TimeoutError,
-)
+from sinks.errors import POSTGRES_DOWN, RecordRefused, SinkUnavailable
 
 ORDER_IDS = """
 SELECT provider, external_id, order_id FROM checkouts
@@ -48,7 +38,7 @@ class OutboxSink:
         try:
             async with self._pool.acquire() as conn:
                 await outbox.migrate(conn)
-        except _DOWN as exc:
+        except POSTGRES_DOWN as exc:
             raise SinkUnavailable(f"postgres: {type(exc).__name__}: {exc}") from exc
 
     async def write(self, records: Sequence[ConsumerRecord]) -> None:
@@ -60,7 +50,7 @@ class OutboxSink:
             return
         try:
             await self._insert(transitions)
-        except _DOWN as exc:
+        except POSTGRES_DOWN as exc:
             raise SinkUnavailable(f"postgres: {type(exc).__name__}: {exc}") from exc
         self._wake.set()
 

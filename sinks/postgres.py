@@ -19,7 +19,7 @@ import asyncpg
 import orjson
 from aiokafka import ConsumerRecord
 
-from sinks.errors import RecordRefused, SinkUnavailable
+from sinks.errors import POSTGRES_DOWN, RecordRefused, SinkUnavailable
 from sinks.pg_schema import migrate
 from streams.model import parse_iso
 
@@ -86,15 +86,6 @@ _REFUSED = (
     ValueError,  # orjson.JSONDecodeError and bad timestamps included
     KeyError,
     TypeError,
-)
-_DOWN = (
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,  # a connection left mid-operation by a server that went away
-    asyncpg.exceptions.OperatorInterventionError,  # admin or crash shutdown, query canceled
-    TimeoutError,
 )
 
 
@@ -194,7 +185,7 @@ class PostgresSink:
         """Connect and run the migrations."""
         try:
             await self._connection()
-        except _DOWN as exc:
+        except POSTGRES_DOWN as exc:
             raise SinkUnavailable(f"postgres: {type(exc).__name__}: {exc}") from exc
 
     def _drop_connection(self) -> None:
@@ -224,7 +215,7 @@ class PostgresSink:
             )
             conn = await self._connection()
             await conn.execute(WRITE_BATCH, *tx_rows(snaps), *history, *checkout_rows(snaps))
-        except _DOWN as exc:
+        except POSTGRES_DOWN as exc:
             self._drop_connection()
             raise SinkUnavailable(f"postgres: {type(exc).__name__}: {exc}") from exc
         except _REFUSED as exc:
