@@ -123,8 +123,9 @@ def process(
     refused = set()
     for key, entry in entries.items():
         assert entry.state is not None  # any record processed leaves a state
-        snapshot = orjson.dumps(entry.state.snapshot())
-        value = entry.encode() if key in changed else None
+        doc = entry.state.snapshot()
+        snapshot = orjson.dumps(doc)
+        value = entry.encode(doc) if key in changed else None
         if value is not None and len(value) > max_state_bytes:  # unchanged: stored, so within
             refused.add(key)
             why = StateLimit(f"payment state would grow to {len(value)} bytes")

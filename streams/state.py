@@ -96,11 +96,14 @@ class TxState:
     #: registrations of the same payment that lost to ``checkout`` (see ``register_checkout``)
     overruled: tuple[Checkout, ...] = field(default=())
 
-    def to_dict(self, origins: bool = True) -> dict[str, Any]:
-        """The table's value. ``origins=False``: only what convergence promises (each event's
-        origin, the record it produced on arrival, depends on the arrival order by nature)."""
+    def to_dict(
+        self, origins: bool = True, snapshot: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The table's value: ``snapshot()`` (passed in when already built) and the events.
+        ``origins=False``: only what convergence promises (each event's origin, the record it
+        produced on arrival, depends on the arrival order by nature)."""
         return {
-            **self.snapshot(),
+            **(self.snapshot() if snapshot is None else snapshot),
             "events": [a.to_dict(origins) for a in self.events],
         }
 

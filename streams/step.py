@@ -11,6 +11,7 @@ redelivery restores them, and sinks drop what they already hold.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
@@ -24,9 +25,11 @@ class Entry:
     state: TxState | None = None
     seen: dedup.Seen = field(default_factory=dict)
 
-    def encode(self) -> bytes:
-        """The table value: the state with its events, and the recently seen event ids."""
-        state_json = b"null" if self.state is None else orjson.dumps(self.state.to_dict())
+    def encode(self, snapshot: dict[str, Any] | None = None) -> bytes:
+        """The table value: the state with its events, and the recently seen event ids;
+        ``snapshot``: the state's ``snapshot()``, when already built."""
+        state = self.state
+        state_json = b"null" if state is None else orjson.dumps(state.to_dict(snapshot=snapshot))
         return b'{"state":' + state_json + b',"seen":' + orjson.dumps(self.seen) + b"}"
 
     @classmethod
