@@ -82,12 +82,13 @@ def fold_raw(
     ttl_ms: int,
     max_state_bytes: int,
     batch: int = 500,
-) -> tuple[dict[bytes, Entry], list[dict[str, Any]], int]:
+) -> tuple[dict[bytes, bytes], list[dict[str, Any]], int]:
     """The worker's own chain (``streams.flow.process``) over raw records, batch by batch:
-    table entries by payment key, the transition of each distinct event as first applied,
-    and the dead-letter count. Records are taken as keyed by their payment (a rebuild reads
-    them all, so re-routing has nothing to add)."""
+    each payment's last ``payments.state`` snapshot by payment key, the transition of each
+    distinct event as first applied, and the dead-letter count. Records are taken as keyed
+    by their payment (a rebuild reads them all, so re-routing has nothing to add)."""
     entries: dict[bytes, Entry] = {}
+    snapshots: dict[bytes, bytes] = {}
     transitions: list[dict[str, Any]] = []
     dead = 0
     for start in range(0, len(records), batch):
@@ -101,10 +102,11 @@ def fold_raw(
             rerouting=False,
         )
         entries.update((key, w.entry) for key, w in out.payments.items())
+        snapshots.update((key, w.snapshot) for key, w in out.payments.items())
         docs = (orjson.loads(v) for _, v in out.transitions)
         transitions += (d for d in docs if d["outcome"] != "duplicate")
         dead += len(out.dead)
-    return entries, transitions, dead
+    return snapshots, transitions, dead
 
 
 def _with_db(dsn: str, name: str) -> str:
@@ -262,13 +264,12 @@ async def rebuild(
     report = Report()
     records = await _read_raw(bootstrap, raw_topic, progress)
     report.raw_records = len(records)
-    entries, transitions, report.dead_letters = fold_raw(records, ttl_ms, max_state_bytes)
+    snapshots, transitions, report.dead_letters = fold_raw(records, ttl_ms, max_state_bytes)
     name = f"{urlsplit(dsn).path.lstrip('/') or 'pipeline'}_rebuild_{os.getpid()}"
     report.database = name
     try:
         fresh = await _fresh_database(dsn, name)
-        snapshots = [orjson.dumps(e.state.snapshot()) for e in entries.values() if e.state]
-        await _write(fresh, snapshots, transitions)
+        await _write(fresh, list(snapshots.values()), transitions)
         rebuilt, live = await _rows(fresh), await _rows(dsn)
         events, live_events = _rebuilt_events(transitions), _live_events(clickhouse_url)
     finally:
