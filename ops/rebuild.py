@@ -172,7 +172,12 @@ def _event(event_id: str, provider: str, external_id: str, *rest: Any) -> tuple[
 
 
 def _rebuilt_events(transitions: list[dict[str, Any]]) -> Rows:
-    out: Rows = {}
+    """Each distinct event as first applied, by (provider, event id). Its value is a tuple of
+    rows, one per payment that claims the event id: a provider that reuses an event id for
+    two payments (hostile, or broken) gets both applied, each in its own payment, but
+    ClickHouse keeps one row per (provider, event id), whichever was written last, an
+    arrival order. The live row then matches one of them."""
+    out: dict[tuple[str, str], dict[str, tuple[Any, ...]]] = {}
     for t in transitions:
         # without a provider time (CoinPayments) an event's time is its first receipt: which
         # delivery the worker saw first, an arrival order, so not compared
@@ -188,16 +193,16 @@ def _rebuilt_events(transitions: list[dict[str, Any]]) -> Rows:
             t["currency"],
             ms,
         )
-        out.setdefault((t["provider"], t["event_id"]), row)
-    return out
+        out.setdefault((t["provider"], t["event_id"]), {}).setdefault(t["external_id"], row)
+    return {key: tuple(claims.values()) for key, claims in out.items()}
 
 
 def _same_event(a: tuple[Any, ...] | None, b: tuple[Any, ...] | None) -> bool:
-    """Equal, but a rebuilt event without a time of the provider's own (``_rebuilt_events``)
-    matches whatever receipt time the live one has."""
-    if a is not None and b is not None and a[-1] is None:
-        return a == (*b[:-1], None)
-    return a == b
+    """The live row ``b`` is one of the rebuilt claims ``a`` (``_rebuilt_events``); a claim
+    without a time of the provider's own matches whatever receipt time the live one has."""
+    if a is None or b is None:
+        return a is b
+    return any(b == claim or (claim[-1] is None and claim == (*b[:-1], None)) for claim in a)
 
 
 def _compare(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 from rich.console import Console
 
-from ops import kafka_tools
+from ops import kafka_tools, rebuild
 from ops.cli_base import duration_s, human_ms, human_time, safe
 from ops.errors import OpsError
 from ops.replay import Move, Target, internal
@@ -81,3 +82,46 @@ def test_a_replay_leaves_fausts_own_topics_alone() -> None:
     assert internal("checkout-pipeline-transactions-changelog")
     assert internal("checkout-pipeline-__assignor-__leader")
     assert not internal("webhooks.raw") and not internal("payments.events")
+
+
+def _transition(event_id: str, external_id: str, status: str, provider_time: bool = True) -> dict:
+    return {
+        "event_id": event_id,
+        "provider": "btcpay",
+        "external_id": external_id,
+        "status": status,
+        "provider_status": "InvoiceReceivedPayment",
+        "amount": "12.5",
+        "currency": "USDC",
+        "occurred_at": "2026-12-02T18:29:43Z",
+        "provider_time": provider_time,
+    }
+
+
+def test_an_event_id_two_payments_claim_matches_the_one_clickhouse_kept() -> None:
+    events = rebuild._rebuilt_events(
+        [
+            _transition("btcpay:reused", "inv-a", "pending"),
+            _transition("btcpay:reused", "inv-b", "pending"),
+            _transition("btcpay:reused", "inv-a", "completed"),  # a later claim: first kept
+        ]
+    )
+    [claims] = events.values()
+    assert [c[2] for c in claims] == ["inv-a", "inv-b"]
+    ms = 1796236183000
+    kept_b = ("btcpay:reused", "btcpay", "inv-b", "pending", "InvoiceReceivedPayment")
+    live = {("btcpay", "btcpay:reused"): (*kept_b, Decimal("12.5"), "USDC", ms)}
+    differences: list[str] = []
+    assert rebuild._compare(events, live, "clickhouse", differences, rebuild._same_event) == 1
+    assert differences == []
+    other = {("btcpay", "btcpay:reused"): (*kept_b[:2], "inv-c", *kept_b[3:], None, None, ms)}
+    assert rebuild._compare(events, other, "clickhouse", differences, rebuild._same_event) == 0
+    assert len(differences) == 1  # a row no payment claimed is still a difference
+
+
+def test_an_event_without_a_provider_time_matches_any_receipt_time() -> None:
+    events = rebuild._rebuilt_events([_transition("cp:1", "inv-a", "pending", False)])
+    row = ("cp:1", "btcpay", "inv-a", "pending", "InvoiceReceivedPayment", Decimal("12.5"), "USDC")
+    assert rebuild._same_event(events[("btcpay", "cp:1")], (*row, 123))
+    assert not rebuild._same_event(events[("btcpay", "cp:1")], None)
+    assert not rebuild._same_event(None, (*row, 123))
