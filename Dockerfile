@@ -5,6 +5,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY pipeline ./pipeline
+COPY domain ./domain
 COPY ingest ./ingest
 COPY streams ./streams
 COPY sinks ./sinks

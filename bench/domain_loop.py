@@ -18,8 +18,8 @@ import uuid
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from domain.step import Entry
 from streams import flow
-from streams.step import Entry
 
 
 async def run(bootstrap: str, topic: str, expected: int) -> tuple[float, float]:

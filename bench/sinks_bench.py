@@ -16,6 +16,8 @@ from aiokafka import ConsumerRecord
 from clickhouse_connect import get_async_client
 
 from bench import common
+from domain import machine
+from domain.model import PaymentEvent, Status
 from pipeline.settings import Settings
 from sinks.ch_schema import DDL
 from sinks.clickhouse import (
@@ -28,8 +30,6 @@ from sinks.clickhouse import (
 from sinks.pg_schema import migrate
 from sinks.postgres import PostgresSink, history_rows, newest_snapshots, tx_rows
 from stack import proc
-from streams import machine
-from streams.model import PaymentEvent, Status
 from testing.traffic import payments
 
 BATCHES = (100, 500, 1000, 2000, 5000)

@@ -23,12 +23,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench import common
-from pipeline.envelope import RawWebhook
+from domain.envelope import RawWebhook
+from domain.model import transaction_key
+from domain.step import Entry
 from pipeline.settings import Settings
 from stack import proc, services
 from streams import READY_LINE
-from streams.model import transaction_key
-from streams.step import Entry
 from testing.traffic import payments
 from testing.webhooks import signed_request
 

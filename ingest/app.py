@@ -25,6 +25,8 @@ from litestar.params import (
 )
 from litestar.status_codes import HTTP_202_ACCEPTED
 
+from domain.envelope import KIND_CHECKOUT, RawWebhook
+from domain.model import PROVIDERS, transaction_key
 from ingest import metrics
 from ingest import openapi as doc
 from ingest.auth import Tokens, api_guard, json_only
@@ -44,9 +46,7 @@ from ingest.verify.base import Clock, system_clock
 from ingest.verify.registry import build_verifiers
 from ingest.webhooks import WebhookIntake
 from ingest.writer import RawWriter, Writer
-from pipeline.envelope import KIND_CHECKOUT, RawWebhook
 from pipeline.settings import Settings
-from streams.model import PROVIDERS, transaction_key
 
 log = structlog.get_logger("ingest")
 

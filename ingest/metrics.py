@@ -15,7 +15,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import Counter, Histogram, start_http_server
 
-from streams.model import PROVIDERS
+from domain.model import PROVIDERS
 
 REQUESTS = Counter(
     "pipeline_ingest_requests",

@@ -20,7 +20,7 @@ from litestar.openapi.spec import OpenAPIMediaType as MediaType
 from litestar.openapi.spec import Parameter as HeaderParameter
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 
-from streams.model import PROVIDERS
+from domain.model import PROVIDERS
 
 TITLE = "checkout-pipeline ingest"
 PATH = "/schema"

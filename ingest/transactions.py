@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-#: the normalizers refuse longer ids (streams/providers/_json.py), so none is ever stored
+#: the normalizers refuse longer ids (domain/providers/_json.py), so none is ever stored
 MAX_ID_CHARS = 512
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 

@@ -22,14 +22,14 @@ from typing import Any
 import orjson
 import structlog
 
+from domain.envelope import KIND_WEBHOOK, RawWebhook
+from domain.providers import payment_key
 from ingest import metrics
 from ingest.errors import BrokerUnavailable
 from ingest.ids import new_id
 from ingest.intake import Unreadable, WrongMediaType, check_content_type, check_readable
 from ingest.verify.base import SignatureError, Verifier
 from ingest.writer import Writer
-from pipeline.envelope import KIND_WEBHOOK, RawWebhook
-from streams.providers import payment_key
 
 log = structlog.get_logger("ingest")
 

@@ -15,9 +15,9 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 
+from domain.dlq import dead_letter
+from domain.envelope import RawWebhook
 from ingest.errors import BrokerUnavailable
-from pipeline.dlq import dead_letter
-from pipeline.envelope import RawWebhook
 
 log = logging.getLogger("ingest.writer")
 

@@ -1,5 +1,5 @@
 """Deliveries given up go to the notifier's dead-letter topic (``[notify] dlq_topic``), one
-record per ``webhook-id`` in the pipeline's dead-letter format (``pipeline.dlq``): the reason,
+record per ``webhook-id`` in the pipeline's dead-letter format (``domain.dlq``): the reason,
 and as value the delivery itself, which ``pipeline notify redrive`` puts back in the outbox."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from domain.dlq import dead_letter
 from notify.outbox import Claimed
-from pipeline.dlq import dead_letter
 
 STAGE = "notify"
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 
+from domain.dlq import original_record
 from ops import kafka_io
 from ops.errors import OpsError
-from pipeline.dlq import original_record
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,11 @@ import clickhouse_connect
 import orjson
 from aiokafka.partitioner import DefaultPartitioner
 
+from domain.model import Checkout, transaction_key
 from ops import kafka_io, reference
 from ops.errors import OpsError
 from pipeline.settings import Settings
 from streams import flow
-from streams.model import Checkout, transaction_key
 
 
 def _partition(key: bytes, partitions: int) -> int:

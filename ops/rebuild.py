@@ -26,12 +26,12 @@ import clickhouse_connect
 import orjson
 from aiokafka import ConsumerRecord
 
+from domain.model import parse_iso
+from domain.step import Entry
 from ops import kafka_io
 from ops.errors import OpsError
 from sinks.postgres import PostgresSink
 from streams import flow
-from streams.model import parse_iso
-from streams.step import Entry
 
 COMPARED = "provider, external_id, status, amount, currency, version, expected_amount"
 #: an event's own fields in ClickHouse ``payment_events``

@@ -22,7 +22,7 @@ from pydantic_settings import (
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "local.toml"
 
-#: the canonical payment statuses (streams.model.Status; not imported: settings stay leaf)
+#: the canonical payment statuses (domain.model.Status; not imported: settings stay leaf)
 CANONICAL_STATUSES = (
     "new", "pending", "confirmed", "completed", "underpaid", "overpaid", "expired", "failed",
     "refunded", "canceled",

@@ -20,9 +20,9 @@ from aiokafka import ConsumerRecord
 from clickhouse_connect import get_async_client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
+from domain.model import parse_iso
 from sinks.ch_schema import DDL, LEGACY, backfills
 from sinks.errors import RecordRefused, SinkUnavailable
-from streams.model import parse_iso
 
 EVENT_COLUMNS = [
     "event_id",

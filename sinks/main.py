@@ -12,7 +12,7 @@ import time
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
-from pipeline.dlq import dead_letter
+from domain.dlq import dead_letter
 from pipeline.logs import configure_logging
 from pipeline.retry import Backoff
 from pipeline.settings import ConfigError, Settings, load_settings

@@ -19,9 +19,9 @@ import asyncpg
 import orjson
 from aiokafka import ConsumerRecord
 
+from domain.model import parse_iso
 from sinks.errors import POSTGRES_DOWN, RecordRefused, SinkUnavailable
 from sinks.pg_schema import migrate
-from streams.model import parse_iso
 
 #: the newest snapshot of each payment; a lower or equal version never overwrites a higher one
 UPSERT_TX = """
@@ -57,7 +57,7 @@ ON CONFLICT (event_id) DO UPDATE SET
 WHERE e.from_status IS NULL
 """
 
-#: the earliest registration wins, in streams.machine.checkout_order (code point order on text)
+#: the earliest registration wins, in domain.machine.checkout_order (code point order on text)
 INSERT_CHECKOUTS = """
 INSERT INTO checkouts AS c (provider, external_id, order_id, amount, currency, created_at)
 SELECT * FROM unnest($28::text[], $29::text[], $30::text[], $31::numeric[], $32::text[],

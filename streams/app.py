@@ -27,12 +27,12 @@ from aiokafka.errors import KafkaError
 from faust.exceptions import ProducerSendError
 from faust.types import EventT
 
+from domain.step import Entry
 from pipeline.retry import Backoff, retry
 from pipeline.settings import Settings
 from streams import flow
 from streams.cache import EntryCache
 from streams.faust_glue import AckedTable, WorkerTransport, as_current
-from streams.step import Entry
 
 log = logging.getLogger("streams")
 

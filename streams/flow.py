@@ -21,14 +21,15 @@ from typing import Any, Protocol
 
 import orjson
 
-from pipeline.dlq import dead_letter
-from pipeline.envelope import KIND_CHECKOUT, RawWebhook
-from streams import metrics, step
-from streams.checkouts import parse_checkout
-from streams.errors import NormalizeError, StateLimit
-from streams.model import Checkout, PaymentEvent
-from streams.providers import normalize
-from streams.step import Entry
+from domain import step
+from domain.checkouts import parse_checkout
+from domain.dlq import dead_letter
+from domain.envelope import KIND_CHECKOUT, RawWebhook
+from domain.errors import NormalizeError, StateLimit
+from domain.model import Checkout, PaymentEvent
+from domain.providers import normalize
+from domain.step import Entry
+from streams import metrics
 
 Record = PaymentEvent | Checkout
 

@@ -14,9 +14,9 @@ import asyncpg
 from clickhouse_connect import get_async_client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
+from domain.model import Status
 from ingest.errors import SourceUnavailable
 from pipeline.settings import ClickHouseSettings
-from streams.model import Status
 
 STATUS_ORDER = tuple(s.value for s in Status)
 

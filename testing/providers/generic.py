@@ -3,8 +3,8 @@ status, amounts as decimal strings."""
 
 from __future__ import annotations
 
+from domain.model import Status
 from pipeline.settings import ProviderSettings
-from streams.model import Status
 from testing.encode import compact_json, iso, plain
 from testing.sample import SampleEvent
 

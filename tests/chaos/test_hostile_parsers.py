@@ -20,18 +20,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from domain import step
+from domain.checkouts import parse_checkout
+from domain.envelope import KIND_CHECKOUT, RawWebhook
+from domain.errors import NormalizeError
+from domain.providers import normalize
 from ingest.intake import Unreadable, WrongMediaType, check_content_type, check_readable
 from ingest.verify import nowpayments
 from ingest.verify.base import SignatureError
 from ingest.verify.registry import build_verifiers
-from pipeline.envelope import KIND_CHECKOUT, RawWebhook
 from pipeline.settings import load_settings
 from sinks import clickhouse, postgres
-from streams import step
-from streams.checkouts import parse_checkout
-from streams.errors import NormalizeError
 from streams.flow import delivery_fields
-from streams.providers import normalize
 from tests.chaos.hostile import (
     CONTENT_TYPES,
     PROVIDERS,

@@ -17,10 +17,10 @@ import httpx
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from domain.machine import MAX_REGISTRATIONS
 from pipeline.settings import Settings
 from stack import launcher, proc
 from streams.app import EXIT_AGENT_FAILED
-from streams.machine import MAX_REGISTRATIONS
 from testing.traffic import payments, requests
 from tests.chaos.probes import FULL
 from tests.integration.test_stream_semantics import assert_converged, send

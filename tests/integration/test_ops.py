@@ -19,9 +19,9 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
+from domain.dlq import dead_letter
+from domain.envelope import RawWebhook
 from ops import kafka_io
-from pipeline.dlq import dead_letter
-from pipeline.envelope import RawWebhook
 from pipeline.settings import Settings
 from sinks.clickhouse import ClickHouseSink
 from stack import launcher

@@ -11,8 +11,8 @@ import httpx
 import orjson
 import pytest
 
+from domain.model import PaymentEvent
 from pipeline.settings import Settings
-from streams.model import PaymentEvent
 from testing.traffic import payments, requests
 from tests.auth import api_token
 from tests.integration.test_stream_semantics import assert_converged, send

@@ -137,7 +137,7 @@ async def test_an_older_version_never_moves_a_row_backward(stack: launcher.Stack
 async def test_the_checkouts_row_keeps_the_earliest_registration(
     stack: launcher.StackInfo,
 ) -> None:
-    """The streams' winner (``streams.machine.checkout_order``): earliest, then by content in
+    """The streams' winner (``domain.machine.checkout_order``): earliest, then by content in
     code point order whatever the database's collation ("B" < "a")."""
     dsn = await own_database(stack, "checkouts_test")
     sink = PostgresSink(dsn)

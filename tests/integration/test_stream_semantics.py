@@ -18,10 +18,10 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from pipeline.envelope import RawWebhook
+from domain.envelope import RawWebhook
+from domain.model import transaction_key
 from pipeline.settings import Settings
 from stack import launcher
-from streams.model import transaction_key
 from testing.traffic import Payment, Request, payments, requests
 from testing.webhooks import SampleEvent, expected_event_id, signed_request
 from tests.integration.waiting import eventually

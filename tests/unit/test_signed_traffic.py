@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from streams.model import PROVIDERS, Status
+from domain.model import PROVIDERS, Status
 from testing.providers import BUILDERS
 from testing.webhooks import SUPPORTED, SampleEvent, expected_event_id, redelivery
 from tests.explicit_settings import PROVIDERS as SECRETS

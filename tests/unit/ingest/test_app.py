@@ -11,9 +11,9 @@ import orjson
 import pytest
 from litestar.testing import TestClient
 
+from domain.envelope import KIND_CHECKOUT
 from ingest.app import create_app
 from ingest.writer import MemoryWriter
-from pipeline.envelope import KIND_CHECKOUT
 from pipeline.settings import Settings
 from testing.webhooks import SampleEvent, signed_request
 

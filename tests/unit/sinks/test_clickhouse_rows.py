@@ -20,9 +20,9 @@ def test_an_event_row_carries_the_payment_amount_the_pipeline_knew() -> None:
     from datetime import UTC, datetime
     from decimal import Decimal
 
+    from domain import machine
+    from domain.model import PaymentEvent, Status
     from sinks.clickhouse import EVENT_COLUMNS, event_row
-    from streams import machine
-    from streams.model import PaymentEvent, Status
 
     t0 = datetime(2026, 11, 1, tzinfo=UTC)
     paid = PaymentEvent(

@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 
-from pipeline.envelope import RawWebhook
+from domain.envelope import RawWebhook
+from domain.step import Entry
 from streams import flow
-from streams.step import Entry
 
 RECEIVED_MS = 1_790_000_000_000
 KEY = b"standard:pay-1"

@@ -12,10 +12,10 @@ import re
 from datetime import datetime
 from urllib.parse import parse_qs
 
-from pipeline.envelope import RawWebhook
-from streams.errors import NormalizeError
-from streams.model import PaymentEvent, Status, from_epoch_ms
-from streams.providers._json import decimal, opt_text, text
+from domain.envelope import RawWebhook
+from domain.errors import NormalizeError
+from domain.model import PaymentEvent, Status, from_epoch_ms
+from domain.providers._json import decimal, opt_text, text
 
 _STATUS = re.compile(r"-?\d{1,4}")
 NOT_PAYMENTS = ("deposit", "withdrawal")  # wallet IPN types, not checkout payments

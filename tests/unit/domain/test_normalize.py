@@ -11,7 +11,10 @@ from urllib.parse import urlencode
 import pytest
 from pydantic import SecretStr
 
-from pipeline.envelope import RawWebhook
+from domain.envelope import RawWebhook
+from domain.errors import NormalizeError
+from domain.model import PaymentEvent, Status
+from domain.providers import NORMALIZERS, normalize
 from pipeline.settings import (
     CoinPaymentsProvider,
     JwtKey,
@@ -19,9 +22,6 @@ from pipeline.settings import (
     ProviderSettings,
     SecretsProvider,
 )
-from streams.errors import NormalizeError
-from streams.model import PaymentEvent, Status
-from streams.providers import NORMALIZERS, normalize
 from testing.webhooks import (
     SUPPORTED,
     SampleEvent,
@@ -419,7 +419,7 @@ def test_unknown_provider_is_refused() -> None:
 
 @pytest.mark.parametrize("value", ["a\x00b", "\ud800", "x\udfff"])
 def test_strings_postgres_cannot_store_are_refused(value: str) -> None:
-    from streams.providers._json import text
+    from domain.providers._json import text
 
     with pytest.raises(NormalizeError, match="NUL or a lone surrogate"):
         text({"k": value}, "k")
@@ -429,7 +429,7 @@ def test_strings_postgres_cannot_store_are_refused(value: str) -> None:
     "amount", ["1000000000000000000", "1e18", "123456789012345678901234567890"]
 )
 def test_amounts_clickhouse_cannot_hold_are_refused(amount: str) -> None:
-    from streams.providers._json import decimal
+    from domain.providers._json import decimal
 
     with pytest.raises(NormalizeError, match="out of range"):
         decimal(amount, "amount")

@@ -8,10 +8,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from pipeline.envelope import RawWebhook
-from streams.errors import NormalizeError
-from streams.model import PaymentEvent, Status
-from streams.providers._json import decimal, load_object, obj, opt_text, text, timestamp
+from domain.envelope import RawWebhook
+from domain.errors import NormalizeError
+from domain.model import PaymentEvent, Status
+from domain.providers._json import decimal, load_object, obj, opt_text, text, timestamp
 
 EVENT_STATUS = {
     "charge:created": Status.NEW,

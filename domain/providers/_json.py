@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from streams.errors import NormalizeError
+from domain.errors import NormalizeError
 
 #: amounts below 10**18: ClickHouse keeps them as Decimal(38, 18) (under 10**20), and the
 #: daily volume sums need headroom

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.dedup import Seen, decide
+from domain.dedup import Seen, decide
 
 DAY = 86_400_000
 TTL = 7 * DAY

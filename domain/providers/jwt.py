@@ -5,10 +5,10 @@ Dedup id: the body's ``id``. The bearer token itself is not kept: it is a creden
 
 from __future__ import annotations
 
-from pipeline.envelope import RawWebhook
-from streams.model import PaymentEvent
-from streams.providers._json import load_object, text
-from streams.providers.standard import generic_event
+from domain.envelope import RawWebhook
+from domain.model import PaymentEvent
+from domain.providers._json import load_object, text
+from domain.providers.standard import generic_event
 
 
 def normalize(raw: RawWebhook) -> list[PaymentEvent]:

@@ -21,7 +21,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from pipeline.envelope import KIND_CHECKOUT, RawWebhook
+from domain.checkouts import parse_checkout
+from domain.envelope import KIND_CHECKOUT, RawWebhook
+from domain.machine import apply, checkout_order, order_key, register_checkout
+from domain.model import PROVIDERS, Checkout, PaymentEvent, Status
+from domain.providers import normalize
+from domain.state import TxState
 from pipeline.settings import (
     CoinPaymentsProvider,
     JwtKey,
@@ -29,11 +34,6 @@ from pipeline.settings import (
     ProviderSettings,
     SecretsProvider,
 )
-from streams.checkouts import parse_checkout
-from streams.machine import apply, checkout_order, order_key, register_checkout
-from streams.model import PROVIDERS, Checkout, PaymentEvent, Status
-from streams.providers import normalize
-from streams.state import TxState
 from testing.traffic import CURRENCIES, SCENARIOS
 from testing.webhooks import SUPPORTED, SampleEvent, redelivery, signed_request
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import orjson
 
-from streams import dedup, machine
-from streams.model import Checkout, PaymentEvent
-from streams.state import Effect, TxState
+from domain import dedup, machine
+from domain.model import Checkout, PaymentEvent
+from domain.state import Effect, TxState
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from streams.errors import StateLimit
-from streams.model import Checkout, PaymentEvent, Status
-from streams.state import Applied, Effect, Origin, TxState
+from domain.errors import StateLimit
+from domain.model import Checkout, PaymentEvent, Status
+from domain.state import Applied, Effect, Origin, TxState
 
 S = Status
 

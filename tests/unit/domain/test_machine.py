@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.errors import StateLimit
-from streams.machine import (
+from domain.errors import StateLimit
+from domain.machine import (
     MAX_EVENTS,
     MAX_REGISTRATIONS,
     TxState,
@@ -24,7 +24,7 @@ from streams.machine import (
     register_checkout,
     restate,
 )
-from streams.model import Checkout, PaymentEvent, Status
+from domain.model import Checkout, PaymentEvent, Status
 from testing.traffic import SCENARIOS
 
 S = Status
@@ -117,7 +117,7 @@ def test_a_self_transition_is_applied_and_changes_only_the_version() -> None:
 # ---- impossible transitions ---------------------------------------------------------------
 
 #: where a payment may go next, written out from the domain (decision 0001), not read from
-#: the code's table: changing streams.machine.ALLOWED makes these tests fail
+#: the code's table: changing domain.machine.ALLOWED makes these tests fail
 NEXT = {
     "new": "pending confirmed completed underpaid overpaid expired failed refunded canceled",
     "pending": "confirmed completed underpaid overpaid expired failed canceled",

@@ -2,7 +2,7 @@
 
 ``TxState`` is what the ``transactions`` table holds and ``payments.state`` carries; ``Effect``
 is one record of ``payments.transitions``; each event the state holds keeps its ``Origin``, the
-transition it produced on arrival. The logic that makes them is in ``streams.machine``.
+transition it produced on arrival. The logic that makes them is in ``domain.machine``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from streams.model import Checkout, PaymentEvent, Status, iso, parse_iso
+from domain.model import Checkout, PaymentEvent, Status, iso, parse_iso
 
 S = Status
 

@@ -14,7 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from pipeline.envelope import RawWebhook
+from domain.envelope import RawWebhook
+from domain.errors import NormalizeError
+from domain.model import PaymentEvent, Status
+from domain.providers import normalize
 from pipeline.settings import (
     CoinPaymentsProvider,
     JwtKey,
@@ -22,9 +25,6 @@ from pipeline.settings import (
     ProviderSettings,
     SecretsProvider,
 )
-from streams.errors import NormalizeError
-from streams.model import PaymentEvent, Status
-from streams.providers import normalize
 from testing.webhooks import SUPPORTED, SampleEvent, expected_event_id, signed_request
 
 PROVIDERS = ("coinbase", "btcpay", "nowpayments", "coinpayments", "standard", "jwt")

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pipeline.envelope import KIND_CHECKOUT, RawWebhook
-from streams.errors import NormalizeError
-from streams.model import PaymentEvent, from_epoch_ms, transaction_key
-from streams.providers import btcpay, coinbase, coinpayments, jwt, nowpayments, standard
-from streams.providers._json import load_object, text
+from domain.envelope import KIND_CHECKOUT, RawWebhook
+from domain.errors import NormalizeError
+from domain.model import PaymentEvent, from_epoch_ms, transaction_key
+from domain.providers import btcpay, coinbase, coinpayments, jwt, nowpayments, standard
+from domain.providers._json import load_object, text
 
 Normalizer = Callable[[RawWebhook], list[PaymentEvent]]
 PaymentId = Callable[[bytes], str]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pipeline.envelope import RawWebhook
-from streams.errors import NormalizeError
-from streams.model import Checkout, from_epoch_ms
-from streams.providers._json import decimal, load_object, text
+from domain.envelope import RawWebhook
+from domain.errors import NormalizeError
+from domain.model import Checkout, from_epoch_ms
+from domain.providers._json import decimal, load_object, text
 
 
 def parse_checkout(raw: RawWebhook) -> Checkout:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pipeline.envelope import RawWebhook
-from streams.errors import NormalizeError
-from streams.model import PaymentEvent, Status
-from streams.providers._json import decimal, load_object, obj, opt_text, text, timestamp
+from domain.envelope import RawWebhook
+from domain.errors import NormalizeError
+from domain.model import PaymentEvent, Status
+from domain.providers._json import decimal, load_object, obj, opt_text, text, timestamp
 
 _DECIMAL = re.compile(r"[0-9]{1,30}(\.[0-9]{1,30})?")  # ASCII digits only
 
