@@ -1,5 +1,6 @@
-# One image for the services (ingest, streams, sinks; pick with the command) and every other
-# command of the project: `pipeline` (replay, dlq, rebuild, inspect) and `pipeline-loadgen`.
+# One image for the services (ingest, streams, sinks, notify, dashboard; pick with the
+# command) and every other command of the project: `pipeline` (replay, dlq, rebuild, inspect)
+# and `pipeline-loadgen`.
 FROM python:3.11-slim AS base
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
@@ -14,9 +15,10 @@ COPY ops ./ops
 COPY bench ./bench
 COPY notify ./notify
 COPY testing ./testing
+COPY dashboard ./dashboard
 COPY config ./config
 RUN pip install . && useradd --system --uid 10001 pipeline && mkdir -p /data && chown pipeline /data
 USER pipeline
 ENV PIPELINE_CONFIG=/app/config/compose.toml
-EXPOSE 8000
+EXPOSE 8000 8001
 CMD ["pipeline-ingest"]

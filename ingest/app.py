@@ -1,4 +1,10 @@
-"""The ingest HTTP app, built by ``create_app(settings)``; nothing connects at import time."""
+"""The ingest HTTP app, built by ``create_app(settings)``; nothing connects at import time.
+
+Only what receiving needs: the webhook route, the merchant API's contract routes
+(``POST /checkouts``, ``GET /transactions/...``), health and readiness. The monitoring
+dashboard is an app of its own (``dashboard/``, docs/decisions/0070): no ClickHouse client and
+no Kafka admin client here.
+"""
 
 from __future__ import annotations
 
@@ -9,20 +15,13 @@ from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Annotated, Any
 
-import asyncpg
 import msgspec
 import structlog
 from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.middleware import DefineMiddleware
-from litestar.params import (
-    FromPath,
-    JSONBody,
-    KwargDefinition,
-    PathParameter,
-    QueryParameter,
-)
+from litestar.params import JSONBody, KwargDefinition
 from litestar.status_codes import HTTP_202_ACCEPTED
 
 from domain.envelope import KIND_CHECKOUT, RawWebhook
@@ -31,17 +30,11 @@ from ingest import metrics
 from ingest import openapi as doc
 from ingest.auth import Tokens, api_guard, json_only
 from ingest.cors import cors_config, json_preflight_refusal
-from ingest.dashboard.routes import Dashboard
 from ingest.errors import BrokerUnavailable
 from ingest.fastpath import IngestApp, WebhookRoute
 from ingest.ids import new_id
 from ingest.middleware import BodyDeadlineMiddleware, RequestIdMiddleware
-from ingest.transactions import (
-    TransactionsUnavailable,
-    fetch_transaction,
-    find_by_reference,
-    storable,
-)
+from ingest.transactions import Provider, find_transaction, get_transaction
 from ingest.verify.base import Clock, system_clock
 from ingest.verify.registry import build_verifiers
 from ingest.webhooks import WebhookIntake
@@ -50,9 +43,6 @@ from pipeline.settings import Settings
 
 log = structlog.get_logger("ingest")
 
-Provider = Annotated[
-    str, PathParameter(description="one of the six providers", schema_extra=doc.PROVIDER_ENUM)
-]
 # Patterns mean the same to msgspec (Python) and to OpenAPI (ECMA): ASCII classes only, and
 # the handler checks them again with fullmatch, since Python's ``$`` also matches before a
 # final newline. Ids are printable: Postgres cannot even store NUL.
@@ -167,59 +157,6 @@ async def register_checkout(
     return await _write(state, raw)
 
 
-@get(
-    "/transactions/{provider:str}/{external_id:str}",
-    guards=[api_guard],
-    security=doc.BEARER,
-    responses={**doc.transaction(), **doc.errors(400, 401, 404, 503, auth=True)},
-)
-async def get_transaction(
-    provider: Provider,
-    external_id: FromPath[str],
-    state: State,
-) -> dict[str, Any]:
-    return await _transaction(state, provider, external_id=external_id)
-
-
-@get(
-    "/transactions",
-    guards=[api_guard],
-    security=doc.BEARER,
-    responses={**doc.transaction(), **doc.errors(400, 401, 404, 503, auth=True)},
-)
-async def find_transaction(
-    provider: Annotated[str, QueryParameter(description="one of the six providers")],
-    reference: Annotated[
-        str, QueryParameter(description="the provider's human reference (Coinbase: charge code)")
-    ],
-    state: State,
-) -> dict[str, Any]:
-    """A payment by the provider's human reference instead of its id."""
-    return await _transaction(state, provider, reference=reference)
-
-
-async def _transaction(
-    state: State, provider: str, external_id: str = "", reference: str = ""
-) -> dict[str, Any]:
-    if provider not in PROVIDERS:
-        raise NotFoundException(detail=f"unknown provider {provider[:40]!r}")
-    if not storable(external_id or reference):  # NUL, lone surrogates, too long: no such id
-        raise NotFoundException(detail="no such transaction")
-    pool = await _pool(state)
-    try:
-        if reference:
-            tx = await find_by_reference(pool, provider, reference)
-        else:
-            tx = await fetch_transaction(pool, provider, external_id)
-    except TransactionsUnavailable as exc:
-        raise HTTPException(
-            status_code=503, detail=f"database unavailable: {exc}", headers={"Retry-After": "5"}
-        ) from None
-    if tx is None:
-        raise NotFoundException(detail="no such transaction")
-    return tx
-
-
 @get("/health")
 async def health() -> dict[str, str]:
     return {"status": "alive"}
@@ -233,16 +170,25 @@ async def ready(state: State) -> Response[dict[str, str]]:
     return Response({"detail": "Kafka unreachable"}, status_code=503)
 
 
-async def _pool(state: State) -> asyncpg.Pool:
-    if state.get("pool") is None:
-        try:
-            state.pool = await asyncpg.create_pool(state.pg_dsn, min_size=1, max_size=4, timeout=5)
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise HTTPException(
-                status_code=503, detail="database unavailable", headers={"Retry-After": "5"}
-            ) from exc
-    pool: asyncpg.Pool = state.pool
-    return pool
+@asynccontextmanager
+async def _lifespan(app: Litestar) -> AsyncIterator[None]:
+    cfg = app.state.settings.ingest
+    stop_metrics = metrics.serve(cfg.metrics_host, cfg.metrics_port)
+    try:
+        yield
+    finally:
+        stop_metrics()
+        await app.state.writer.close()
+        if app.state.get("pool") is not None:
+            await app.state.pool.close()
+
+
+def _writer(settings: Settings) -> Writer:
+    cfg = settings.ingest
+    t = settings.topics
+    return RawWriter(
+        settings.kafka.bootstrap, t.raw, t.dlq, cfg.produce_timeout_s, cfg.kafka_linger_ms
+    )
 
 
 def create_app(
@@ -250,36 +196,12 @@ def create_app(
 ) -> Litestar:
     """The app; ``clock`` (unix seconds) is what the timed signature schemes check against."""
     cfg = settings.ingest
-    the_writer: Writer = writer or RawWriter(
-        settings.kafka.bootstrap,
-        settings.topics.raw,
-        settings.topics.dlq,
-        cfg.produce_timeout_s,
-        cfg.kafka_linger_ms,
-    )
+    the_writer = writer or _writer(settings)
     api_tokens = Tokens(t.get_secret_value() for t in settings.api.tokens)
     if not api_tokens:
         log.warning("no [api] tokens configured: the merchant API answers 401 to every call")
-    dashboard = Dashboard(settings, api_tokens, _pool)
-    intake = WebhookIntake(
-        build_verifiers(settings.providers, clock),
-        the_writer,
-        cfg.retry_after_s,
-        cfg.max_inflight,
-    )
-
-    @asynccontextmanager
-    async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        stop_metrics = metrics.serve(cfg.metrics_host, cfg.metrics_port)
-        try:
-            yield
-        finally:
-            stop_metrics()
-            await the_writer.close()
-            if app.state.get("pool") is not None:
-                await app.state.pool.close()
-            await dashboard.close()
-
+    verifiers = build_verifiers(settings.providers, clock)
+    intake = WebhookIntake(verifiers, the_writer, cfg.retry_after_s, cfg.max_inflight)
     app = IngestApp(
         route_handlers=[
             receive_webhook,
@@ -288,10 +210,10 @@ def create_app(
             find_transaction,
             health,
             ready,
-            *dashboard.routes(),
         ],
         state=State(
             {
+                "settings": settings,
                 "writer": the_writer,
                 "intake": intake,
                 "retry_after_s": cfg.retry_after_s,
@@ -300,7 +222,7 @@ def create_app(
                 "pool": None,
             }
         ),
-        lifespan=[lifespan],
+        lifespan=[_lifespan],
         cors_config=cors_config(cfg.cors_origins),
         before_send=[json_preflight_refusal],
         exception_handlers={RecursionError: _undecodable, UnicodeDecodeError: _undecodable},

@@ -3,7 +3,3 @@
 
 class BrokerUnavailable(Exception):
     """Kafka did not acknowledge the write in time: answer 503 with Retry-After."""
-
-
-class SourceUnavailable(Exception):
-    """A data source of the dashboard (Postgres, ClickHouse, Kafka) did not answer: 503."""

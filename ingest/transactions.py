@@ -1,11 +1,24 @@
-"""Read side for ``GET /transactions``: the Postgres row the sinks wrote, with its history."""
+"""Read side for ``GET /transactions``: the Postgres row the sinks wrote, with its history,
+and the two routes of the merchant API that answer it (a contract: they stay on ingest)."""
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
+from litestar import get
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException, NotFoundException
+from litestar.params import FromPath, PathParameter, QueryParameter
+
+from domain.model import PROVIDERS
+from ingest import openapi as doc
+from ingest.auth import api_guard
+
+Provider = Annotated[
+    str, PathParameter(description="one of the six providers", schema_extra=doc.PROVIDER_ENUM)
+]
 
 #: the normalizers refuse longer ids (domain/providers/_json.py), so none is ever stored
 MAX_ID_CHARS = 512
@@ -61,3 +74,68 @@ async def find_by_reference(
     except _DOWN as exc:
         raise TransactionsUnavailable(type(exc).__name__) from exc
     return None if external_id is None else await fetch_transaction(pool, provider, external_id)
+
+
+@get(
+    "/transactions/{provider:str}/{external_id:str}",
+    guards=[api_guard],
+    security=doc.BEARER,
+    responses={**doc.transaction(), **doc.errors(400, 401, 404, 503, auth=True)},
+)
+async def get_transaction(
+    provider: Provider,
+    external_id: FromPath[str],
+    state: State,
+) -> dict[str, Any]:
+    return await _transaction(state, provider, external_id=external_id)
+
+
+@get(
+    "/transactions",
+    guards=[api_guard],
+    security=doc.BEARER,
+    responses={**doc.transaction(), **doc.errors(400, 401, 404, 503, auth=True)},
+)
+async def find_transaction(
+    provider: Annotated[str, QueryParameter(description="one of the six providers")],
+    reference: Annotated[
+        str, QueryParameter(description="the provider's human reference (Coinbase: charge code)")
+    ],
+    state: State,
+) -> dict[str, Any]:
+    """A payment by the provider's human reference instead of its id."""
+    return await _transaction(state, provider, reference=reference)
+
+
+async def _transaction(
+    state: State, provider: str, external_id: str = "", reference: str = ""
+) -> dict[str, Any]:
+    if provider not in PROVIDERS:
+        raise NotFoundException(detail=f"unknown provider {provider[:40]!r}")
+    if not storable(external_id or reference):  # NUL, lone surrogates, too long: no such id
+        raise NotFoundException(detail="no such transaction")
+    pool = await _pool(state)
+    try:
+        if reference:
+            tx = await find_by_reference(pool, provider, reference)
+        else:
+            tx = await fetch_transaction(pool, provider, external_id)
+    except TransactionsUnavailable as exc:
+        raise HTTPException(
+            status_code=503, detail=f"database unavailable: {exc}", headers={"Retry-After": "5"}
+        ) from None
+    if tx is None:
+        raise NotFoundException(detail="no such transaction")
+    return tx
+
+
+async def _pool(state: State) -> asyncpg.Pool:
+    if state.get("pool") is None:
+        try:
+            state.pool = await asyncpg.create_pool(state.pg_dsn, min_size=1, max_size=4, timeout=5)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise HTTPException(
+                status_code=503, detail="database unavailable", headers={"Retry-After": "5"}
+            ) from exc
+    pool: asyncpg.Pool = state.pool
+    return pool

@@ -125,12 +125,16 @@ class SinkSettings(_Frozen):
 
 
 class DashboardSettings(_Frozen):
-    """The monitoring page under ``/dashboard`` on ingest. It takes any ``[api] tokens`` and,
-    if set, this extra read-only token (monitoring staff without merchant API access). No
-    token at all turns it off (404)."""
+    """The monitoring page under ``/dashboard`` of its own process (``pipeline-dashboard``),
+    on ``host``/``port``. It takes any ``[api] tokens`` and, if set, this extra read-only token
+    (monitoring staff without merchant API access). No token at all turns it off (404)."""
 
+    host: str = "127.0.0.1"
+    port: int = 8001
+    #: a request's headers within this many seconds, else the connection closes (slowloris)
+    header_timeout_s: float = 10.0
     token: SecretStr = SecretStr("")
-    #: the session cookie's ``Secure`` flag: set it when browsers reach ingest over HTTPS
+    #: the session cookie's ``Secure`` flag: set it when browsers reach the dashboard over HTTPS
     cookie_secure: bool = False
     session_hours: float = 12.0
 

@@ -14,7 +14,8 @@ from stack import launcher
 from stack.errors import StartError
 
 cli = typer.Typer(
-    help="Run the local stack: Kafka, Postgres, ClickHouse, ingest, streams, sinks, notify.",
+    help="Run the local stack: Kafka, Postgres, ClickHouse, ingest, streams, sinks, notify and "
+    "the dashboard.",
     no_args_is_help=True,
     add_completion=False,
 )

@@ -233,7 +233,8 @@ async def main_async(settings: Settings, count: int) -> int:
     )
     if settings.api.tokens or settings.dashboard.token.get_secret_value():
         console.print(
-            f"Dashboard: {info.ingest_url}/dashboard/ (sign in with an [api] token)", markup=False
+            f"Dashboard: {info.dashboard_url}/dashboard/ (sign in with an [api] token)",
+            markup=False,
         )
     console.print("One payment's journey: .venv/bin/pipeline inspect PROVIDER EXTERNAL_ID")
     events = sum(len(p.events) for p in pays)

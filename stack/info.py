@@ -36,13 +36,21 @@ class StackInfo:
     ingest_url: str
     parts: dict[str, Part] = field(default_factory=dict)
 
+    @property
+    def dashboard_url(self) -> str:
+        """Where the dashboard part listens; "" in a stack without it (infra only)."""
+        part = self.parts.get("dashboard")
+        return f"http://127.0.0.1:{part.port}" if part and part.port else ""
+
     def env(self) -> dict[str, str]:
         """What the project's processes and tools need to find the stack."""
+        dashboard = {"DASHBOARD_URL": self.dashboard_url} if self.dashboard_url else {}
         return {
             "KAFKA_BOOTSTRAP": self.kafka_bootstrap,
             "POSTGRES_DSN": self.postgres_dsn,
             "CLICKHOUSE_URL": self.clickhouse_url,
             "INGEST_URL": self.ingest_url,
+            **dashboard,
             "PIPELINE_KAFKA__BOOTSTRAP": self.kafka_bootstrap,
             "PIPELINE_POSTGRES__DSN": self.postgres_dsn,
             "PIPELINE_CLICKHOUSE__URL": self.clickhouse_url,
@@ -81,6 +89,8 @@ def _listens(info: StackInfo, p: Part) -> str:
     if p.name == "ingest":
         where = info.ingest_url.removeprefix("http://")
         return f"{where}, metrics :{p.port2}" if p.port2 else where
+    if p.name == "dashboard":
+        return info.dashboard_url.removeprefix("http://") + "/dashboard/"
     if p.name in ("streams", "sinks", "notify"):
         return f"metrics {host}:{p.port2}" if p.port2 else "-"
     return f"{host}:{p.port}"

@@ -34,7 +34,7 @@ from streams import READY_LINE
 logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # its connect retries while we poll
 
 INFRA = ("kafka", "postgres", "clickhouse")
-SERVICES = ("ingest", "streams", "sinks", "notify")
+SERVICES = ("ingest", "streams", "sinks", "notify", "dashboard")
 
 
 async def create_topics(bootstrap: str, settings: Settings) -> None:
@@ -175,6 +175,7 @@ def _ready_check(info: StackInfo, name: str, log: Path) -> Callable[[], bool]:
         "postgres": lambda: services.postgres_ready(info.parts["postgres"].port),
         "clickhouse": lambda: services.http_ok(f"{info.clickhouse_url}/ping", "Ok."),
         "ingest": lambda: services.http_ok(f"{info.ingest_url}/health"),
+        "dashboard": lambda: services.http_ok(f"{info.dashboard_url}/health"),
         "streams": lambda: _log_says(log, READY_LINE),
         "sinks": lambda: _log_says(log, "sinks ready"),
         "notify": lambda: _log_says(log, NOTIFY_READY),
@@ -195,6 +196,7 @@ def service_env(info: StackInfo) -> dict[str, str]:
         **info.env(),
         **metrics,
         "PIPELINE_INGEST__PORT": info.ingest_url.rsplit(":", 1)[1],
+        "PIPELINE_DASHBOARD__PORT": info.dashboard_url.rsplit(":", 1)[-1] or "0",
         "PIPELINE_STREAMS__DATA_DIR": str(Path(info.run_dir) / "streams-data"),
         "PYTHONUNBUFFERED": "1",
     }
@@ -235,6 +237,7 @@ def start_part(run_dir: Path, name: str, timeout: float = 120) -> float:
 def _start_one(info: StackInfo, name: str, timeout: float = 120) -> float:
     if name not in info.parts:  # a service of a stack started without them (--infra-only)
         port = int(info.ingest_url.rsplit(":", 1)[1]) if name == "ingest" else 0
+        port = proc.free_port() if name == "dashboard" else port  # its page: DASHBOARD_URL
         info.parts[name] = Part(name, 0, port, proc.free_port() if _has_metrics_port(name) else 0)
     part = info.parts[name]
     started = time.monotonic()

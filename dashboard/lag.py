@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from ingest.errors import SourceUnavailable
+from dashboard.errors import SourceUnavailable
 
 
 def lag_rows(

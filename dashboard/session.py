@@ -1,7 +1,7 @@
 """The dashboard's session cookie: set by the login form, HttpOnly and SameSite=Strict.
 
 The cookie never holds the token. Its value is ``<expiry unix seconds>.<hex HMAC-SHA256>``, the
-HMAC keyed with the digest of the token that logged in. Any ingest replica with the same
+HMAC keyed with the digest of the token that logged in. Any dashboard process with the same
 tokens accepts it (nothing is stored server side), and removing a token from the config ends
 the sessions it opened. A wrong, forged or expired cookie is simply no credential.
 """

@@ -15,7 +15,7 @@ from clickhouse_connect import get_async_client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from domain.model import Status
-from ingest.errors import SourceUnavailable
+from dashboard.errors import SourceUnavailable
 from pipeline.settings import ClickHouseSettings
 
 STATUS_ORDER = tuple(s.value for s in Status)

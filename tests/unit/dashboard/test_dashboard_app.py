@@ -1,27 +1,21 @@
-"""The dashboard's access rules and lag arithmetic, and ingest's metrics, without any service."""
+"""The dashboard app's access rules (login, cookie, token, never from the address), its
+answers when a data source is down, and the lag arithmetic, without any service running."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from decimal import Decimal
 
 import pytest
 from aiokafka import TopicPartition
 from httpx import Response
 from litestar.testing import TestClient
-from prometheus_client import generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from ingest.app import create_app
+from dashboard import session
+from dashboard.app import create_app
+from dashboard.lag import lag_rows
 from ingest.auth import Tokens
-from ingest.dashboard import session
-from ingest.dashboard.lag import lag_rows
-from ingest.writer import MemoryWriter
 from pipeline.settings import ApiSettings, DashboardSettings, Settings
-from testing.webhooks import SampleEvent, signed_request
 from tests.explicit_settings import unit_settings
 
 TOKEN = "unit-test-dashboard-token"
@@ -39,7 +33,7 @@ def with_tokens(dashboard: str, *api: str) -> Settings:
 
 @pytest.fixture
 def client() -> Iterator[TestClient]:
-    with TestClient(create_app(with_tokens(TOKEN, API_TOKEN), MemoryWriter())) as c:
+    with TestClient(create_app(with_tokens(TOKEN, API_TOKEN))) as c:
         yield c
 
 
@@ -48,7 +42,7 @@ def login(client: TestClient, token: str) -> Response:
 
 
 def test_no_token_at_all_turns_the_dashboard_off() -> None:
-    with TestClient(create_app(with_tokens(""), MemoryWriter())) as c:
+    with TestClient(create_app(with_tokens(""))) as c:
         for path in ("/dashboard", "/dashboard/api/statuses", "/dashboard/static/charts.js"):
             assert c.get(path, headers={"Authorization": "Bearer "}).status_code == 404, path
 
@@ -112,11 +106,11 @@ def test_a_wrong_login_is_401_and_sets_nothing(client: TestClient) -> None:
 
 def test_a_session_ends_with_its_token() -> None:
     """A cookie is an HMAC keyed by its token: rotated out, the token's sessions end too."""
-    with TestClient(create_app(with_tokens("", API_TOKEN, "old"), MemoryWriter())) as c:
+    with TestClient(create_app(with_tokens("", API_TOKEN, "old"))) as c:
         assert login(c, "old").status_code == 303
         cookie = c.cookies.get("pipeline_dashboard")
     assert cookie
-    with TestClient(create_app(with_tokens("", API_TOKEN), MemoryWriter())) as c:
+    with TestClient(create_app(with_tokens("", API_TOKEN))) as c:
         r = c.get("/dashboard/api/lag", headers={"Cookie": f"pipeline_dashboard={cookie}"})
         assert r.status_code == 401
 
@@ -143,34 +137,3 @@ def test_lag_rows_count_uncommitted_partitions_whole() -> None:
         {"group": "g", "topic": "a", "partition": 1, "committed": None, "end": 4, "lag": 4},
     ]
     assert lag_rows("g", ["a"], {a0: -1}, {a0: 2})[0]["lag"] == 2
-
-
-def test_metrics_count_a_webhook_by_provider_code_and_size(client: TestClient) -> None:
-    def sample(text: str, name: str, **labels: str) -> float:
-        return sum(
-            s.value
-            for f in text_string_to_metric_families(text)
-            for s in f.samples
-            if s.name == name and labels.items() <= s.labels.items()
-        )
-
-    assert client.get("/metrics").status_code == 404  # only on the internal metrics port
-    before = generate_latest().decode()
-    ev = SampleEvent(
-        "btcpay", "p-1", "pending", Decimal("1.5"), "BTC", datetime.now(UTC), "e-1", "o-1"
-    )
-    body, headers = signed_request(ev, unit_settings().providers, time.time())
-    assert client.post("/webhooks/btcpay", content=body, headers=headers).status_code == 202
-    headers["btcpay-sig"] = "sha256=" + "0" * 64
-    assert client.post("/webhooks/btcpay", content=body, headers=headers).status_code == 401
-    after = generate_latest().decode()
-    requests = "pipeline_ingest_requests_total"
-    for code in ("202", "401"):
-        got = sample(after, requests, provider="btcpay", code=code)
-        assert got - sample(before, requests, provider="btcpay", code=code) == 1
-    failures = "pipeline_ingest_verification_failures_total"
-    got = sample(after, failures, provider="btcpay", reason="bad signature")
-    assert got - sample(before, failures, provider="btcpay", reason="bad signature") == 1
-    size = "pipeline_ingest_body_bytes_sum"
-    got = sample(after, size, provider="btcpay")
-    assert got - sample(before, size, provider="btcpay") == 2 * len(body)

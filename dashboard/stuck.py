@@ -11,10 +11,10 @@ from typing import Annotated, Any
 
 import asyncpg
 from litestar import get
-from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.params import Parameter
 
-from ingest.errors import SourceUnavailable
+from dashboard.errors import SourceUnavailable
 from sinks.pg_schema import STUCK_SQL
 
 
@@ -44,10 +44,9 @@ async def stuck_payments(pool: asyncpg.Pool, older_than_s: int, limit: int) -> d
 
 @get("/api/stuck")
 async def stuck(
-    dash: Any,
-    state: State,
+    dash: NamedDependency[Any],
     older_than_s: Annotated[int | None, Parameter(ge=1, le=90 * 86400)] = None,
     limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     wait = dash.stuck_after_s if older_than_s is None else older_than_s
-    return await stuck_payments(await dash.pool(state), wait, limit)
+    return await stuck_payments(await dash.pool(), wait, limit)

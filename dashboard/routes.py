@@ -11,14 +11,13 @@ Static files (script, style) hold no data and need no token.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
 from pathlib import Path
 from typing import Annotated, Any
 
 import asyncpg
 from litestar import MediaType, Request, Response, Router, get, post
 from litestar.connection import ASGIConnection
-from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
@@ -26,16 +25,15 @@ from litestar.params import Parameter
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
+from dashboard import queries, session
+from dashboard.errors import SourceUnavailable
+from dashboard.lag import LagReader
+from dashboard.notify import notifications
+from dashboard.stuck import stuck
 from ingest.auth import Tokens, bearer, refuse
-from ingest.dashboard import queries, session
-from ingest.dashboard.lag import LagReader
-from ingest.dashboard.notify import notifications
-from ingest.dashboard.stuck import stuck
-from ingest.errors import SourceUnavailable
 from pipeline.settings import Settings
 
 STATIC = Path(__file__).resolve().parent / "static"
-PoolGetter = Callable[[State], Awaitable[asyncpg.Pool]]
 Minutes = Annotated[int, Parameter(ge=1, le=1440)]
 Dash = NamedDependency["Dashboard"]
 
@@ -52,15 +50,19 @@ PAGE_HEADERS = {
 
 
 class Dashboard:
-    """The dashboard's routes and the clients they share (made lazily, closed on shutdown)."""
+    """The dashboard's routes and the clients they share (made lazily, closed on shutdown):
+    a Postgres pool, a ClickHouse client, a Kafka admin client and consumer for the lag."""
 
-    def __init__(self, settings: Settings, api_tokens: Tokens, pool: PoolGetter) -> None:
+    def __init__(self, settings: Settings) -> None:
+        api_tokens = Tokens(t.get_secret_value() for t in settings.api.tokens)
         self.tokens = api_tokens + Tokens([settings.dashboard.token.get_secret_value()])
         self.enabled = bool(self.tokens)
         self.cookie_secure = settings.dashboard.cookie_secure
         self.session_hours = settings.dashboard.session_hours
-        self.pool = pool
         self.stuck_after_s = settings.stuck_after_s
+        self._pg_dsn = settings.postgres.dsn.get_secret_value()
+        self._pool: asyncpg.Pool | None = None
+        self._pool_lock = asyncio.Lock()
         self.ch = queries.ClickHouseReader(settings.clickhouse)
         self.lag = LagReader(settings.kafka.bootstrap)
         t = settings.topics
@@ -116,9 +118,25 @@ class Dashboard:
             raise LoginRequired()
         raise refuse("dashboard token missing or wrong", 'Bearer realm="dashboard"')
 
+    async def pool(self) -> asyncpg.Pool:
+        """The Postgres pool, made on first use; a failure to make it is a 503 and the next
+        call tries again."""
+        async with self._pool_lock:
+            if self._pool is None:
+                try:
+                    self._pool = await asyncpg.create_pool(
+                        self._pg_dsn, min_size=1, max_size=4, timeout=5
+                    )
+                except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+                    raise SourceUnavailable(f"postgres: {type(exc).__name__}") from exc
+            return self._pool
+
     async def close(self) -> None:
         await self.ch.close()
         await self.lag.close()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
 
 
 class LoginRequired(Exception):
@@ -186,8 +204,8 @@ def _is_form(request: Request[Any, Any, Any]) -> bool:
 
 
 @get("/api/statuses")
-async def statuses(dash: Dash, state: State) -> dict[str, Any]:
-    return await queries.statuses(await dash.pool(state))
+async def statuses(dash: Dash) -> dict[str, Any]:
+    return await queries.statuses(await dash.pool())
 
 
 @get("/api/throughput")

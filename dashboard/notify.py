@@ -12,10 +12,10 @@ from urllib.parse import urlsplit
 
 import asyncpg
 from litestar import get
-from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.params import Parameter
 
-from ingest.errors import SourceUnavailable
+from dashboard.errors import SourceUnavailable
 
 ATTEMPTS_SQL = """SELECT endpoint, count() AS attempts, countIf(result = 'delivered') AS ok,
        countIf(result = 'pending') AS retried, countIf(result = 'dead') AS given_up,
@@ -54,10 +54,10 @@ def _label(url: str) -> str:
 
 @get("/api/notifications")
 async def notifications(
-    dash: Any, state: State, minutes: Annotated[int, Parameter(ge=1, le=1440)] = 60
+    dash: NamedDependency[Any], minutes: Annotated[int, Parameter(ge=1, le=1440)] = 60
 ) -> dict[str, Any]:
     rows = await dash.ch.rows(ATTEMPTS_SQL, {"m": minutes})
-    waiting = await backlog(await dash.pool(state))
+    waiting = await backlog(await dash.pool())
     out: dict[str, dict[str, Any]] = {}
     for endpoint, attempts, ok, retried, dead, p50, p99 in rows:
         out[endpoint] = {

@@ -1,1 +1,0 @@
-"""The monitoring dashboard served by ingest under ``/dashboard``."""
