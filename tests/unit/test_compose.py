@@ -302,7 +302,7 @@ def test_clickhouse_credentials_agree_between_server_services_and_grafana() -> N
     doc = interpolate(COMPOSE, FILLED)["services"]
     server = doc["clickhouse"]["environment"]
     assert "CLICKHOUSE_SKIP_USER_SETUP" not in server  # no password-less default user
-    for name in SERVICES:
+    for name in (*SERVICES, "dashboard"):
         env = doc[name]["environment"]
         assert env["PIPELINE_CLICKHOUSE__USERNAME"] == server["CLICKHOUSE_USER"]
         assert env["PIPELINE_CLICKHOUSE__PASSWORD"] == server["CLICKHOUSE_PASSWORD"]
@@ -313,3 +313,29 @@ def test_clickhouse_credentials_agree_between_server_services_and_grafana() -> N
     assert ch["jsonData"]["username"] == server["CLICKHOUSE_USER"]
     password = ch["secureJsonData"]["password"].lstrip("$")  # Grafana expands $VAR
     assert doc["grafana"]["environment"][password] == server["CLICKHOUSE_PASSWORD"]
+
+
+def test_the_dashboard_runs_from_the_same_image_with_only_the_secrets_it_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its own service (decision 0070): same image, its own command and port, on the host's
+    loopback only; the database, ClickHouse and token secrets, and no provider secret."""
+    services = interpolate(COMPOSE, FILLED)["services"]
+    dash, ingest = services["dashboard"], services["ingest"]
+    assert (dash["image"], dash["build"]) == (ingest["image"], ingest["build"])
+    assert dash["command"] == ["pipeline-dashboard"]
+    assert pyproject()["project"]["scripts"]["pipeline-dashboard"] == "dashboard.main:main"
+    port = CONFIG["dashboard"]["port"]
+    assert CONFIG["dashboard"]["host"] == "0.0.0.0" and port != CONFIG["ingest"]["port"]
+    assert dash["ports"] == [f"127.0.0.1:{port}:{port}"]
+    assert f"localhost:{port}/health" in dash["healthcheck"]["test"][1]
+    assert not [k for k in dash["environment"] if k.startswith("PIPELINE_PROVIDERS__")]
+    s = service_settings("dashboard", FILLED, monkeypatch)
+    assert not s.providers.coinbase.secrets and not s.providers.jwt.keys
+    assert s.dashboard.token.get_secret_value() == "filled-dashboard_token"
+    assert [t.get_secret_value() for t in s.api.tokens] == ["filled-api_tokens"]
+    assert s.clickhouse.password.get_secret_value() == "filled-clickhouse_password"
+    assert ":filled-postgres_password@postgres:" in s.postgres.dsn.get_secret_value()
+    assert (s.dashboard.host, s.dashboard.port) == ("0.0.0.0", port)
+    with pytest.raises(Refused, match="DASHBOARD_TOKEN"):
+        interpolate(COMPOSE, {**FILLED, "DASHBOARD_TOKEN": ""})

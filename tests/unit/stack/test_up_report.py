@@ -18,9 +18,9 @@ def info() -> StackInfo:
 def test_a_new_stack_lists_each_part_with_its_start_time() -> None:
     lines = describe(UpReport(info(), fresh=True, started=[*INFRA, *SERVICES], running=[]))
     assert lines[0] == (
-        "started the stack: kafka, postgres, clickhouse, ingest, streams, sinks, notify"
+        "started the stack: kafka, postgres, clickhouse, ingest, streams, sinks, notify, dashboard"
     )
-    assert len(lines) == 8 and all("ready in   1.50 s" in line for line in lines[1:])
+    assert len(lines) == 9 and all("ready in   1.50 s" in line for line in lines[1:])
 
 
 def test_a_reused_stack_prints_no_start_times() -> None:
