@@ -67,3 +67,11 @@ async def api(stack: launcher.StackInfo, settings: Settings) -> AsyncIterator[ht
     auth = MerchantAuth(api_token(settings))
     async with httpx.AsyncClient(base_url=stack.ingest_url, timeout=10, auth=auth) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+async def dash(stack: launcher.StackInfo) -> AsyncIterator[httpx.AsyncClient]:
+    """The dashboard part's client (its own process and port, DASHBOARD_URL); no credential:
+    each test sends the one it means."""
+    async with httpx.AsyncClient(base_url=stack.dashboard_url, timeout=10) as client:
+        yield client

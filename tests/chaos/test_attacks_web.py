@@ -1,12 +1,14 @@
-"""Attacks on the web surface of the real stack: cross-origin requests, the dashboard without
-its token, injection in path, query and headers (SQL, ClickHouse, traversal, CRLF, very long
-segments). Never a 5xx, never another payment's data, the tables intact afterwards.
+"""Attacks on the web surface of the real stack: cross-origin requests, the dashboard (its own
+part, DASHBOARD_URL) without its token, injection in path, query and headers (SQL, ClickHouse,
+traversal, CRLF, very long segments). Never a 5xx, never another payment's data, the tables
+intact afterwards.
 """
 
 from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -25,6 +27,7 @@ from tests.chaos.inprocess import serve, stack_settings
 from tests.chaos.probes import (
     TALLY,
     check_answer,
+    healthy,
     landed,
     pg_fetch,
     remember,
@@ -91,6 +94,15 @@ def test_only_listed_origins_get_cors_headers(settings: Settings, stack: StackIn
 
 # -- the dashboard -------------------------------------------------------------------------------
 
+
+@pytest.fixture(scope="module")
+def dash_http(stack: StackInfo) -> Iterator[httpx.Client]:
+    """The dashboard part's client, no credential; the part must still be healthy after."""
+    with httpx.Client(base_url=stack.dashboard_url, timeout=30) as client:
+        yield client
+        healthy(client)
+
+
 DASHBOARD = (
     "/dashboard/",
     "/dashboard/api/statuses",
@@ -101,7 +113,7 @@ DASHBOARD = (
 )
 
 
-def test_the_dashboard_needs_its_token(http: httpx.Client, settings: Settings) -> None:
+def test_the_dashboard_needs_its_token(dash_http: httpx.Client, settings: Settings) -> None:
     """Any API token or the dashboard token, as a bearer header (or the login's cookie, see
     tests/integration/test_api_security.py); never from the address."""
     for token in (settings.dashboard.token.get_secret_value(), api_token(settings)):
@@ -119,7 +131,7 @@ def test_the_dashboard_needs_its_token(http: httpx.Client, settings: Settings) -
         )
         for path in DASHBOARD:
             for headers in wrong:
-                r = http.get(path, headers=headers, follow_redirects=False)
+                r = dash_http.get(path, headers=headers, follow_redirects=False)
                 if path == "/dashboard/":  # the page sends a browser to its login form
                     TALLY.case()
                     assert r.status_code == 303, (headers, r.text[:200])
@@ -128,12 +140,12 @@ def test_the_dashboard_needs_its_token(http: httpx.Client, settings: Settings) -
                 check_answer(r, {401}, f"{path} {list(headers)}")
                 assert r.headers.get("www-authenticate", "").startswith("Bearer")
             for value in ("wrong", token):
-                r = http.get(path, params={"token": value}, follow_redirects=False)
+                r = dash_http.get(path, params={"token": value}, follow_redirects=False)
                 if path == "/dashboard/":
                     assert r.status_code == 303, value
                 else:
                     check_answer(r, {401}, f"{path}?token=")
-            ok = http.get(path, headers={"authorization": f"Bearer {token}"})
+            ok = dash_http.get(path, headers={"authorization": f"Bearer {token}"})
             check_answer(ok, {200, 503}, f"{path} with the token")
 
 
@@ -224,19 +236,20 @@ def test_any_path_parameter_is_answered_as_documented(
     name=st.sampled_from(["minutes", "limit", "minutes[]", "MINUTES"]),
 )
 def test_injection_in_dashboard_queries_is_refused(
-    path: str, value: str, name: str, http: httpx.Client, settings: Settings
+    path: str, value: str, name: str, dash_http: httpx.Client, settings: Settings
 ) -> None:
     token = settings.dashboard.token.get_secret_value()
-    r = http.get(path, params={name: value}, headers={"authorization": f"Bearer {token}"})
+    r = dash_http.get(path, params={name: value}, headers={"authorization": f"Bearer {token}"})
     check_answer(r, {200, 400, 503}, f"{name}={value[:30]!r}")
     if r.status_code == 200:  # a lenient number ("1e3") or an ignored name: plain data back
         assert isinstance(r.json(), dict)
 
 
-def raw_request(stack: StackInfo, head: bytes) -> bytes:
+def raw_request(stack: StackInfo, head: bytes, url: str = "") -> bytes:
+    """``head`` sent as is to ingest (or to ``url``); the whole answer."""
     import socket
 
-    port = int(stack.ingest_url.rsplit(":", 1)[1])
+    port = int((url or stack.ingest_url).rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(head)
         out = b""
@@ -278,9 +291,8 @@ def test_static_files_cannot_be_traversed(stack: StackInfo) -> None:
         b"/dashboard/static/%2e%2e/%2e%2e/routes.py",
         b"/dashboard/static/....//....//config/local.toml",
     ):
-        answer = raw_request(
-            stack, b"GET %s HTTP/1.1\r\nHost: i\r\nConnection: close\r\n\r\n" % path
-        )
+        head = b"GET %s HTTP/1.1\r\nHost: i\r\nConnection: close\r\n\r\n" % path
+        answer = raw_request(stack, head, stack.dashboard_url)
         TALLY.case()
         assert answer.split(b" ", 2)[1] in (b"400", b"404"), answer[:300]
         assert b"root:" not in answer and b"secrets" not in answer and b"import" not in answer

@@ -1,6 +1,6 @@
-"""The monitoring dashboard on the real stack: its API answers with what Postgres, ClickHouse
-and Kafka hold, only with a token, and a headless Chromium signs in through the login form and
-draws every chart with data."""
+"""The monitoring dashboard on the real stack (its own part, DASHBOARD_URL): its API answers
+with what Postgres, ClickHouse and Kafka hold, only with a token, and a headless Chromium signs
+in through the login form and draws every chart with data. Traffic goes to ingest."""
 
 from __future__ import annotations
 
@@ -37,8 +37,8 @@ def auth(settings: Settings) -> dict[str, str]:
     return {"Authorization": f"Bearer {token(settings)}"}
 
 
-async def get_json(api: httpx.AsyncClient, settings: Settings, path: str) -> Any:
-    r = await api.get(f"/dashboard/api/{path}", headers=auth(settings))
+async def get_json(dash: httpx.AsyncClient, settings: Settings, path: str) -> Any:
+    r = await dash.get(f"/dashboard/api/{path}", headers=auth(settings))
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -59,6 +59,7 @@ def counts(statuses: dict[str, Any]) -> Counter[str]:
 async def traffic(
     stack: launcher.StackInfo,
     api: httpx.AsyncClient,
+    dash: httpx.AsyncClient,
     pg: asyncpg.Pool,
     ch: Any,
     settings: Settings,
@@ -67,10 +68,10 @@ async def traffic(
     (once whatever earlier tests sent had landed) and how far webhooks.raw moved."""
     assert token(settings), "config/local.toml must set [dashboard] token"
     await drained(stack.kafka_bootstrap, pipeline_groups(settings.topics))
-    before = await get_json(api, settings, "lag")
-    statuses_before = await get_json(api, settings, "statuses")
-    dead_before = await get_json(api, settings, "dead-letters?limit=50")
-    throughput_before = await get_json(api, settings, f"throughput?minutes={DAY_MIN}")
+    before = await get_json(dash, settings, "lag")
+    statuses_before = await get_json(dash, settings, "statuses")
+    dead_before = await get_json(dash, settings, "dead-letters?limit=50")
+    throughput_before = await get_json(dash, settings, f"throughput?minutes={DAY_MIN}")
     pays = payments(48, seed=929)
     reqs = requests(pays, settings.providers, seed=929, duplicate_share=0.3, now=time.time())
     await send(api, reqs)
@@ -97,41 +98,41 @@ async def traffic(
 
 @pytest.mark.parametrize("path", API)
 async def test_api_without_or_with_a_wrong_token_is_401(
-    api: httpx.AsyncClient, settings: Settings, path: str
+    dash: httpx.AsyncClient, settings: Settings, path: str
 ) -> None:
     url = f"/dashboard/api/{path}"
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": token(settings)}):
-        r = await api.get(url, headers=headers)
+        r = await dash.get(url, headers=headers)
         assert r.status_code == 401, headers
         assert r.json()["detail"] == "dashboard token missing or wrong"
         assert r.headers["www-authenticate"].startswith("Bearer")
     # never from the address
-    r = await api.get(url, params={"token": token(settings)})
+    r = await dash.get(url, params={"token": token(settings)})
     assert r.status_code == 401
 
 
 async def test_page_takes_the_token_as_header_else_goes_to_the_login_form(
-    api: httpx.AsyncClient, settings: Settings
+    dash: httpx.AsyncClient, settings: Settings
 ) -> None:
     for params in ({}, {"token": "wrong"}, {"token": token(settings)}):
-        r = await api.get("/dashboard/", params=params, follow_redirects=False)
+        r = await dash.get("/dashboard/", params=params, follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"] == "/dashboard/login", params
-    for r in (await api.get("/dashboard/", headers=auth(settings)),):
+    for r in (await dash.get("/dashboard/", headers=auth(settings)),):
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/html")
         assert r.headers["cache-control"] == "no-store"
         assert "script-src 'self'" in r.headers["content-security-policy"]
         assert 'id="chart-throughput"' in r.text
-    js = await api.get("/dashboard/static/charts.js")  # holds no data: no token needed
+    js = await dash.get("/dashboard/static/charts.js")  # holds no data: no token needed
     assert js.status_code == 200 and "data-points" in js.text
 
 
 async def test_statuses_count_exactly_the_payments_sent(
-    traffic: dict[str, Any], api: httpx.AsyncClient, settings: Settings
+    traffic: dict[str, Any], dash: httpx.AsyncClient, settings: Settings
 ) -> None:
     """The expectation is the traffic's own: each new payment once, in the status its chain
     ends in (redeliveries and the dead letter add no payment)."""
-    before, got = traffic["statuses_before"], await get_json(api, settings, "statuses")
+    before, got = traffic["statuses_before"], await get_json(dash, settings, "statuses")
     sent = Counter(p.expected_status for p in traffic["payments"])
     moved = counts(got)
     moved.subtract(counts(before))
@@ -144,7 +145,7 @@ def total(series: list[list[int]]) -> int:
 
 
 async def test_throughput_counts_the_traffic_sent_and_latency_comes_from_clickhouse(
-    traffic: dict[str, Any], api: httpx.AsyncClient, settings: Settings
+    traffic: dict[str, Any], dash: httpx.AsyncClient, settings: Settings
 ) -> None:
     """Over the last day (no earlier delivery leaves the window meanwhile): the traffic's
     distinct events once each, and every delivery, redeliveries and the unreadable one too."""
@@ -152,7 +153,7 @@ async def test_throughput_counts_the_traffic_sent_and_latency_comes_from_clickho
     distinct = sum(len(p.events) for p in traffic["payments"])
 
     async def throughput() -> Any:
-        return await get_json(api, settings, f"throughput?minutes={DAY_MIN}")
+        return await get_json(dash, settings, f"throughput?minutes={DAY_MIN}")
 
     got = await eventually(
         throughput,
@@ -161,22 +162,22 @@ async def test_throughput_counts_the_traffic_sent_and_latency_comes_from_clickho
     )
     assert total(got["events"]) - total(before["events"]) == distinct
     assert total(got["deliveries"]) - total(before["deliveries"]) == traffic["requests"] + 1
-    got = await get_json(api, settings, "throughput?minutes=60")
+    got = await get_json(dash, settings, "throughput?minutes=60")
     minutes = [t for t, _ in got["deliveries"]]
     assert minutes == sorted(minutes) and all(t % 60_000 == 0 for t in minutes)
     assert (time.time() * 1000) - minutes[-1] < 5 * 60_000
 
-    lat = await get_json(api, settings, "latency?minutes=60")
+    lat = await get_json(dash, settings, "latency?minutes=60")
     w = lat["window"]
     assert w["deliveries"] >= traffic["requests"]
     assert 0 <= w["p50"] <= w["p90"] <= w["p99"] < 60_000
     assert sum(p["deliveries"] for p in lat["points"]) == w["deliveries"]
-    bad = await api.get("/dashboard/api/latency?minutes=0", headers=auth(settings))
+    bad = await dash.get("/dashboard/api/latency?minutes=0", headers=auth(settings))
     assert bad.status_code == 400 and bad.json()["detail"] and "minutes" in bad.text, bad.text
 
 
 async def test_lag_covers_every_group_and_partition_and_drains(
-    traffic: dict[str, Any], api: httpx.AsyncClient, settings: Settings
+    traffic: dict[str, Any], dash: httpx.AsyncClient, settings: Settings
 ) -> None:
     t = settings.topics
     expected = {
@@ -184,7 +185,7 @@ async def test_lag_covers_every_group_and_partition_and_drains(
         "sink-postgres": {t.state, t.transitions},
         "sink-clickhouse": {t.transitions, t.dlq},
     }
-    lag = await get_json(api, settings, "lag")
+    lag = await get_json(dash, settings, "lag")
     for group, topics in expected.items():
         seen = {(p["topic"], p["partition"]) for p in lag["partitions"] if p["group"] == group}
         assert seen == {(tp, n) for tp in topics for n in range(t.partitions)}, group
@@ -192,7 +193,7 @@ async def test_lag_covers_every_group_and_partition_and_drains(
     assert raw_end(lag, t.raw) - traffic["raw_end_before"] == traffic["requests"]
 
     async def totals() -> dict[str, int]:
-        body = await get_json(api, settings, "lag")
+        body = await get_json(dash, settings, "lag")
         return dict(body["total_by_group"])
 
     drained = await eventually(
@@ -202,10 +203,10 @@ async def test_lag_covers_every_group_and_partition_and_drains(
 
 
 async def test_dead_letters_show_the_ingest_rejection(
-    traffic: dict[str, Any], api: httpx.AsyncClient, settings: Settings
+    traffic: dict[str, Any], dash: httpx.AsyncClient, settings: Settings
 ) -> None:
     async def dead() -> Any:
-        return await get_json(api, settings, "dead-letters?limit=50")
+        return await get_json(dash, settings, "dead-letters?limit=50")
 
     got = await eventually(
         dead,
@@ -223,14 +224,14 @@ async def test_dead_letters_show_the_ingest_rejection(
 async def test_headless_chromium_signs_in_and_draws_every_chart_with_data(
     traffic: dict[str, Any],
     stack: launcher.StackInfo,
-    api: httpx.AsyncClient,
+    dash: httpx.AsyncClient,
     settings: Settings,
     tmp_path: Path,
 ) -> None:
     """Through the login form, as a person would: the session cookie is HttpOnly (the page's
     script cannot read it) and no token ever appears in the address."""
-    seen = await sign_in_and_look(stack.ingest_url, token(settings), tmp_path / "profile")
-    assert seen.url == f"{stack.ingest_url}/dashboard/", seen.url
+    seen = await sign_in_and_look(stack.dashboard_url, token(settings), tmp_path / "profile")
+    assert seen.url == f"{stack.dashboard_url}/dashboard/", seen.url
     assert seen.script_cookies == "", seen.script_cookies
     png = seen.png
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
@@ -251,7 +252,7 @@ async def test_headless_chromium_signs_in_and_draws_every_chart_with_data(
     }
     assert set(charts) == set(CHARTS), charts
     assert all(points > 0 for points, _ in charts.values()), charts
-    statuses = await get_json(api, settings, "statuses")
+    statuses = await get_json(dash, settings, "statuses")
     assert charts["statuses"] == (len(statuses["by_status"]), statuses["total"])
     for name in ("throughput", "latency", "dead-letters"):
         assert charts[name][1] > 0, name

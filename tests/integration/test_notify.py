@@ -95,7 +95,12 @@ async def test_delivery_within_a_second_signed_once_per_secret(
 
 
 async def test_503_twice_then_200_gets_the_same_id_three_times_and_nothing_after(
-    stack: launcher.StackInfo, api: httpx.AsyncClient, settings: Settings, tmp_path: Path, ch: Any
+    stack: launcher.StackInfo,
+    api: httpx.AsyncClient,
+    dash: httpx.AsyncClient,
+    settings: Settings,
+    tmp_path: Path,
+    ch: Any,
 ) -> None:
     rx = Receiver([whsec("flaky")], answer=lambda _id, k: 503 if k <= 2 else 200)
     await rx.start()
@@ -123,7 +128,7 @@ async def test_503_twice_then_200_gets_the_same_id_three_times_and_nothing_after
         rows = await eventually(attempts, lambda r: len(r) >= 3, 15, "attempts in ClickHouse")
         assert rows == [(1, 503, "pending"), (2, 503, "pending"), (3, 200, "delivered")]
         token = settings.dashboard.token.get_secret_value()
-        r = await api.get(
+        r = await dash.get(
             "/dashboard/api/notifications", headers={"authorization": f"Bearer {token}"}
         )
         [panel] = [e for e in r.json()["endpoints"] if e["endpoint"] == rx.url]

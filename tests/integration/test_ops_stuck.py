@@ -32,7 +32,12 @@ async def webhook(api: httpx.AsyncClient, settings: Settings, ext: str, status: 
 
 
 async def test_stuck_payments_are_listed_by_the_cli_the_dashboard_and_clickhouse(
-    stack: launcher.StackInfo, api: httpx.AsyncClient, pg: asyncpg.Pool, ch: Any, settings: Settings
+    stack: launcher.StackInfo,
+    api: httpx.AsyncClient,
+    dash: httpx.AsyncClient,
+    pg: asyncpg.Pool,
+    ch: Any,
+    settings: Settings,
 ) -> None:
     tag = uuid.uuid4().hex[:8]
     pending, paid, registered = f"stuck-p-{tag}", f"stuck-c-{tag}", f"stuck-r-{tag}"
@@ -71,18 +76,18 @@ async def test_stuck_payments_are_listed_by_the_cli_the_dashboard_and_clickhouse
     assert not ours & {r["external_id"] for r in orjson.loads(default.stdout)}
 
     token = settings.dashboard.token.get_secret_value()
-    r = await api.get(
+    r = await dash.get(
         "/dashboard/api/stuck",
         params={"older_than_s": 2, "limit": 500},
         headers={"Authorization": f"Bearer {token}"},
     )
     assert r.status_code == 200, r.text
     assert {p["external_id"] for p in r.json()["payments"]} & ours == {pending, registered}
-    refused = await api.get("/dashboard/api/stuck")
+    refused = await dash.get("/dashboard/api/stuck")
     assert refused.status_code == 401
     assert refused.json()["detail"] == "dashboard token missing or wrong"
     assert pending not in refused.text
-    page = await api.get("/dashboard/static/index.html")
+    page = await dash.get("/dashboard/static/index.html")
     assert page.status_code == 200 and 'id="stuck-list"' in page.text
 
     # ClickHouse knows payments with events (a bare registration has none there)

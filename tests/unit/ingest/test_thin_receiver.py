@@ -35,9 +35,7 @@ def client(settings: Settings) -> Iterator[TestClient]:
         "/dashboard/static/charts.js",
     ],
 )
-def test_the_dashboard_is_not_on_ingest(
-    client: TestClient, settings: Settings, path: str
-) -> None:
+def test_the_dashboard_is_not_on_ingest(client: TestClient, settings: Settings, path: str) -> None:
     token = settings.dashboard.token.get_secret_value()
     r = client.get(path, headers={"authorization": f"Bearer {token}"}, follow_redirects=False)
     assert r.status_code == 404, (path, r.status_code)
