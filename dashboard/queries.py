@@ -14,8 +14,8 @@ import asyncpg
 from clickhouse_connect import get_async_client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from domain.model import Status
 from dashboard.errors import SourceUnavailable
+from domain.model import Status
 from pipeline.settings import ClickHouseSettings
 
 STATUS_ORDER = tuple(s.value for s in Status)
