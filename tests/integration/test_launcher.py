@@ -160,7 +160,9 @@ def test_a_dead_service_comes_back_alone_and_restart_restarts_one_part(
     launcher.stop_part(run, "sinks", signal.SIGKILL)
     report = launcher.ensure_up(run, settings)
     assert report.started == ["sinks"]
-    assert report.running == ["kafka", "postgres", "clickhouse", "ingest", "streams", "notify"]
+    assert report.running == [
+        "kafka", "postgres", "clickhouse", "ingest", "streams", "notify", "dashboard"
+    ]  # fmt: skip
     after = report.info.parts
     for name in report.running:
         assert after[name].pid == before.parts[name].pid, name
@@ -185,7 +187,7 @@ def test_a_dead_service_comes_back_alone_and_restart_restarts_one_part(
     assert bad.returncode == 1
     assert bad.stderr.strip() == (
         "stack restart: no part 'zookeeper'; one of kafka, postgres, clickhouse, ingest, "
-        "streams, sinks, notify"
+        "streams, sinks, notify, dashboard"
     )
 
 
@@ -195,13 +197,16 @@ def test_status_shows_the_metrics_ports_and_a_stopped_stack_is_no_error(
     done = make("status", f"RUN_DIR={stack.run_dir}")
     assert done.returncode == 0, done.stderr
     rows = {line.split()[0]: line for line in done.stdout.splitlines() if " up " in line}
-    assert set(rows) == {"kafka", "postgres", "clickhouse", "ingest", "streams", "sinks", "notify"}
+    assert set(rows) == {
+        "kafka", "postgres", "clickhouse", "ingest", "streams", "sinks", "notify", "dashboard"
+    }  # fmt: skip
     assert "port 0" not in done.stdout and not re.search(r":0(?!\d)", done.stdout)
     for name in ("streams", "sinks", "notify"):
         port = stack.parts[name].port2
         assert port and f"metrics 127.0.0.1:{port}" in rows[name]
         assert services.http_ok(f"http://127.0.0.1:{port}/metrics")
     assert stack.ingest_url.removeprefix("http://") in rows["ingest"]
+    assert rows["dashboard"].endswith(f"{stack.dashboard_url.removeprefix('http://')}/dashboard/")
     assert stack.kafka_bootstrap in rows["kafka"]
 
     nothing = make("status", f"RUN_DIR={tmp_path / 'none'}")
