@@ -26,6 +26,7 @@ from bench import common
 from domain.envelope import RawWebhook
 from domain.model import transaction_key
 from domain.step import Entry
+from pipeline import kafka_meta
 from pipeline.settings import Settings
 from stack import proc, services
 from streams import READY_LINE
@@ -98,8 +99,7 @@ async def _end_total(bootstrap: str, topic: str) -> int:
     c = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await c.start()
     try:
-        cluster = await c._client.fetch_all_metadata()
-        tps = [TopicPartition(topic, p) for p in cluster.partitions_for_topic(topic) or []]
+        tps = [TopicPartition(topic, p) for p in await kafka_meta.partitions(c, topic)]
         return sum((await c.end_offsets(tps)).values()) if tps else 0
     finally:
         await c.stop()
