@@ -62,16 +62,32 @@ class Worker:
         app.agent(self.raw, name="streams.process")(self.process)
 
     async def process(self, stream: faust.StreamT[bytes]) -> None:
+        """Batch after batch; while one batch's records travel to the broker, the next is
+        processed. A batch is acked (and so may be committed) only once the broker has
+        acknowledged every record it produced (``settle``); at most one is in flight."""
         batches = cast(faust.Stream[bytes], stream).take_events(
             self.s.batch_max, within=self.s.batch_wait_ms / 1000
         )
+        in_flight: asyncio.Task[None] | None = None
         async with fail_loudly("process"):
             async for batch in batches:
-                await self.run_batch(batch)
+                for event in batch:  # Faust acks the batch when the next one is taken: hold it
+                    event.message.incref()
+                deliveries = await self.run_batch(batch)
+                if in_flight is not None:
+                    await in_flight
+                in_flight = asyncio.create_task(self.settle(batch, deliveries))
 
-    async def run_batch(self, events: Sequence[EventT[bytes]]) -> None:
-        """One batch through ``flow.process``, written out; returns once every record it
-        produced is acknowledged by the broker (only then does Faust ack the batch)."""
+    async def settle(self, events: Sequence[EventT[bytes]], deliveries: list[Any]) -> None:
+        """Ack the batch's records once every record it produced is acknowledged."""
+        async with fail_loudly("process"):
+            await asyncio.gather(*deliveries)
+            for event in events:
+                event.ack()
+
+    async def run_batch(self, events: Sequence[EventT[bytes]]) -> list[Any]:
+        """One batch through ``flow.process``, handed to the producer; returns the deliveries
+        of every record it produced (outputs, dead letters, re-routed, changelog)."""
         now_ms = int(time.time() * 1000)  # receipt-to-processing metrics only, never state
         messages = (e.message for e in events)
         s, t = self.s, self.t
@@ -84,10 +100,9 @@ class Worker:
                 with as_current(w.last):
                     self.table[key] = w.value  # its store and changelog partition: the record's
             sent.append(await send(t.state, key, w.snapshot))
-        sent += [await send(t.transitions, k, v) for k, v in out.transitions]
-        await asyncio.gather(*sent, *self.table.take_unacked())
-        for key, w in out.payments.items():
             self.cache.put(key, w.entry)
+        sent += [await send(t.transitions, k, v) for k, v in out.transitions]
+        return [*sent, *self.table.take_unacked()]
 
     def lookup(self, key: bytes, m: flow.Message) -> Entry:
         entry = self.cache.get(key)
