@@ -14,7 +14,7 @@ import faust
 import orjson
 
 from bench import common
-from streams.main import StreamWorker
+from streams.faust_app import StreamWorker
 
 
 def main() -> None:

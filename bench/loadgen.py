@@ -125,7 +125,19 @@ async def run(
     start = clock()
     if not jobs:
         finished.set()
-    elif rate:
+    await _submit(pool, jobs, rate, start)
+    await finished.wait()
+    res.elapsed = clock() - start
+    res.cpu_s = time.process_time() - cpu0
+    pool.close()
+    return res
+
+
+async def _submit(pool: Pool, jobs: list[Job], rate: float | None, start: float) -> None:
+    """Open loop: each job at its scheduled time from ``start``; closed loop: all at once,
+    each timed from when the pool starts it."""
+    clock = time.perf_counter
+    if rate:
         for job in jobs:
             job.t0 = start + job.index / rate
         for job in jobs:
@@ -133,20 +145,15 @@ async def run(
             if ahead > 0.0005:  # every request whose time has come goes at once
                 await asyncio.sleep(ahead)
             pool.submit(job)
-    else:
+        return
 
-        def stamp(job: Job) -> None:
-            if job.attempt == 0:
-                job.t0 = clock()
+    def stamp(job: Job) -> None:
+        if job.attempt == 0:
+            job.t0 = clock()
 
-        pool.on_start = stamp
-        for job in jobs:
-            pool.submit(job)
-    await finished.wait()
-    res.elapsed = clock() - start
-    res.cpu_s = time.process_time() - cpu0
-    pool.close()
-    return res
+    pool.on_start = stamp
+    for job in jobs:
+        pool.submit(job)
 
 
 def write_accepted(path: Path, accepted: list[Request]) -> None:

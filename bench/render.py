@@ -181,46 +181,45 @@ def e2e(e: dict[str, Any]) -> list[str]:
             ]
         ),
         "",
-        *(
-            [
-                "Where that time goes, per payment's final version: receipt → its state record on "
-                f"the broker (ingest, Kafka, the stream worker) p50 {st['receipt_to_state_p50_ms']:,} ms, "
-                f"p99 {st['receipt_to_state_p99_ms']:,} ms; then → Postgres row "
-                f"(the sink's fetch and write) p50 {st['state_to_row_p50_ms']:,} ms, "
-                f"p99 {st['state_to_row_p99_ms']:,} ms.",
-                "",
-            ]
-            if (st := e.get("stages"))
-            else []
-        ),
-        *(
-            [
-                "CPU µs per accepted webhook, by process: "
-                + ", ".join(f"{k} {v}" for k, v in e["cpu_us_per_webhook"].items())
-                + f"; the stack without the load generator {e['stack_cpu_us_per_webhook']} "
-                "(target ≤ 1,000).",
-                "",
-            ]
-            if "cpu_us_per_webhook" in e
-            else []
-        ),
+        *_e2e_details(e),
+    ]
+
+
+def _e2e_details(e: dict[str, Any]) -> list[str]:
+    out = []
+    if st := e.get("stages"):
+        out += [
+            "Where that time goes, per payment's final version: receipt → its state record on "
+            f"the broker (ingest, Kafka, the stream worker) p50 {st['receipt_to_state_p50_ms']:,} ms, "
+            f"p99 {st['receipt_to_state_p99_ms']:,} ms; then → Postgres row "
+            f"(the sink's fetch and write) p50 {st['state_to_row_p50_ms']:,} ms, "
+            f"p99 {st['state_to_row_p99_ms']:,} ms.",
+            "",
+        ]
+    if "cpu_us_per_webhook" in e:
+        out += [
+            "CPU µs per accepted webhook, by process: "
+            + ", ".join(f"{k} {v}" for k, v in e["cpu_us_per_webhook"].items())
+            + f"; the stack without the load generator {e['stack_cpu_us_per_webhook']} "
+            "(target ≤ 1,000).",
+            "",
+        ]
+    out += [
         "Resident memory at the end of the run (MiB): "
         + ", ".join(f"{k} {v}" for k, v in e["rss_mib"].items())
         + ".",
         "",
-        *(
-            [
-                "Cores each process kept busy while the load ran (2 cores in all, the load "
-                "generator included): "
-                + ", ".join(f"{k} {v}" for k, v in e["cores_busy"].items())
-                + f", total {sum(e['cores_busy'].values()):.2f}. After the last request, the "
-                f"last payment had its row in Postgres {e.get('drain_s', '?')} s later.",
-                "",
-            ]
-            if "cores_busy" in e
-            else []
-        ),
     ]
+    if "cores_busy" in e:
+        out += [
+            "Cores each process kept busy while the load ran (2 cores in all, the load "
+            "generator included): "
+            + ", ".join(f"{k} {v}" for k, v in e["cores_busy"].items())
+            + f", total {sum(e['cores_busy'].values()):.2f}. After the last request, the "
+            f"last payment had its row in Postgres {e.get('drain_s', '?')} s later.",
+            "",
+        ]
+    return out
 
 
 def ramp(r: dict[str, Any]) -> list[str]:

@@ -108,6 +108,18 @@ def chunks(items: list[ConsumerRecord], size: int) -> list[list[ConsumerRecord]]
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+#: the columns of ``transactions`` and ``transaction_events`` the Postgres sink writes
+TX_COLUMNS = [
+    *("provider", "external_id", "status", "amount", "currency", "order_id"),
+    *("expected_amount", "expected_currency", "late", "version", "updated_at"),
+]
+HISTORY_COLUMNS = [
+    *("event_id", "provider", "external_id", "status", "effective_status", "applied", "note"),
+    *("provider_status", "amount", "currency", "occurred_at", "received_at", "version"),
+    *("from_status", "to_status", "reference"),
+]
+
+
 async def postgres(dsn: str, snaps: list[ConsumerRecord], size: int) -> dict[str, Any]:
     """``snaps``: snapshots and transitions (topic "t"), as the sink consumes both."""
     admin = await asyncpg.connect(dsn)
@@ -122,37 +134,6 @@ async def postgres(dsn: str, snaps: list[ConsumerRecord], size: int) -> dict[str
     await sink.close()
     raw = await asyncpg.connect(f"{base}/bench_raw")
     await migrate(raw)  # the same tables, indexes and keys
-    tx_cols = [
-        "provider",
-        "external_id",
-        "status",
-        "amount",
-        "currency",
-        "order_id",
-        "expected_amount",
-        "expected_currency",
-        "late",
-        "version",
-        "updated_at",
-    ]
-    ev_cols = [
-        "event_id",
-        "provider",
-        "external_id",
-        "status",
-        "effective_status",
-        "applied",
-        "note",
-        "provider_status",
-        "amount",
-        "currency",
-        "occurred_at",
-        "received_at",
-        "version",
-        "from_status",
-        "to_status",
-        "reference",
-    ]
 
     async def copy(batch: list[ConsumerRecord]) -> None:
         """The same decode and rows, then plain COPY in one transaction: the driver's best
@@ -161,12 +142,12 @@ async def postgres(dsn: str, snaps: list[ConsumerRecord], size: int) -> dict[str
         history = history_rows([orjson.loads(r.value) for r in batch if r.topic == "t"])
         async with raw.transaction():
             await raw.copy_records_to_table(
-                "transactions", records=list(zip(*tx_rows(snaps), strict=True)), columns=tx_cols
+                "transactions", records=list(zip(*tx_rows(snaps), strict=True)), columns=TX_COLUMNS
             )
             await raw.copy_records_to_table(
                 "transaction_events",
                 records=list(zip(*history, strict=True)),
-                columns=ev_cols,
+                columns=HISTORY_COLUMNS,
             )
 
     driver = await timed(chunks(snaps, size), copy)

@@ -26,6 +26,7 @@ from bench import common
 from domain.envelope import RawWebhook
 from domain.model import transaction_key
 from domain.step import Entry
+from pipeline import kafka_meta
 from pipeline.settings import Settings
 from stack import proc, services
 from streams import READY_LINE
@@ -98,11 +99,26 @@ async def _end_total(bootstrap: str, topic: str) -> int:
     c = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await c.start()
     try:
-        cluster = await c._client.fetch_all_metadata()
-        tps = [TopicPartition(topic, p) for p in cluster.partitions_for_topic(topic) or []]
+        tps = [TopicPartition(topic, p) for p in await kafka_meta.partitions(c, topic)]
         return sum((await c.end_offsets(tps)).values()) if tps else 0
     finally:
         await c.stop()
+
+
+async def _create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(t, partitions, 1) for t in names])
+    finally:
+        await admin.close()
+
+
+def _profile(pid: int, out: str) -> None:
+    """py-spy's raw samples of ``pid`` for 25 s, into ``out`` (in the background)."""
+    spy = str(Path(sys.executable).with_name("py-spy"))
+    cmd = [spy, "record", "-p", str(pid), "-f", "raw", "-d", "25", "-o", out]
+    subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
 
 
 def faust_worker(
@@ -118,16 +134,8 @@ def faust_worker(
         "transitions": f"bench.transitions.{tag}",
         "dlq": f"bench.dlq.{tag}",
     }
-
-    async def create() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=info.kafka_bootstrap)
-        await admin.start()
-        await admin.create_topics(
-            [NewTopic(t, settings.topics.partitions, 1) for k, t in topics.items() if k != "raw"]
-        )
-        await admin.close()
-
-    asyncio.run(create())
+    outputs = [t for k, t in topics.items() if k != "raw"]
+    asyncio.run(_create_topics(info.kafka_bootstrap, outputs, settings.topics.partitions))
     data = common.BENCH_RUN / f"streams-{tag}"
     env = {
         **os.environ,
@@ -140,21 +148,7 @@ def faust_worker(
     log = common.BENCH_RUN / "logs" / f"streams-{tag}.log"
     child = proc.spawn([sys.executable, "-m", "streams.main"], log, env=env, cwd=services.REPO)
     if os.environ.get("BENCH_PROFILE"):  # py-spy flame data of the worker, for profiling runs
-        subprocess.Popen(
-            [
-                str(Path(sys.executable).with_name("py-spy")),
-                "record",
-                "-p",
-                str(child.pid),
-                "-f",
-                "raw",
-                "-d",
-                "25",
-                "-o",
-                os.environ["BENCH_PROFILE"],
-            ],
-            stdout=subprocess.DEVNULL,
-        )
+        _profile(child.pid, os.environ["BENCH_PROFILE"])
     try:
         # timed from the worker's "Ready": start-up (about 3 s) is not throughput
         proc.wait_until("streams", lambda: READY_LINE in log.read_text(), child, log, 60)

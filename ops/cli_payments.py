@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import orjson
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from ops import inspect as inspect_ops
@@ -51,6 +52,11 @@ def show_journey(j: dict[str, Any]) -> None:
     o = out()
     title = f"{j['provider']} / {j['external_id']}"
     o.rule(safe(title + (f" (reference {j['reference']})" if j.get("reference") else "")))
+    _show_kafka(o, j)
+    _show_stores(o, j)
+
+
+def _show_kafka(o: Console, j: dict[str, Any]) -> None:
     outcome = {t.get("delivery_id"): t.get("outcome", "?") for t in j["transitions"]}
     o.print(f"[bold]raw webhooks in Kafka[/]: {len(j['raw_webhooks'])}")
     for r in j["raw_webhooks"]:
@@ -82,6 +88,9 @@ def show_journey(j: dict[str, Any]) -> None:
             f"received {human_ms(t.get('delivery_received_at_ms'))}: "
             f"{safe(t.get('outcome', '?'))}{safe(note)}"
         )
+
+
+def _show_stores(o: Console, j: dict[str, Any]) -> None:
     row = j["postgres"]["transaction"]
     o.print(
         "[bold]Postgres[/]: "

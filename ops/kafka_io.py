@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import KafkaError
 
 from ops.errors import OpsError
+from pipeline import kafka_meta
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,7 @@ async def spans(
     to_ms: int | None = None,
 ) -> list[Span]:
     """Resolve offsets and/or timestamps (ms) to concrete spans, ``to`` exclusive."""
-    cluster = await c._client.fetch_all_metadata()  # what consumer.topics() reads, with partitions
-    known = cluster.partitions_for_topic(topic)
+    known = await kafka_meta.partitions(c, topic)
     if not known:
         raise OpsError(f"topic {topic!r} does not exist")
     chosen = sorted(known) if partitions is None else list(partitions)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from pipeline import kafka_meta
 from pipeline.settings import Settings
 
 
@@ -47,15 +48,12 @@ async def lag(
 ) -> dict[TopicPartition, int]:
     """Records each partition of the group's topics holds past the group's committed offset
     (partitions that hold nothing new are left out)."""
-    # the cluster's metadata with partitions (``consumer.topics()`` leaves
-    # ``partitions_for_topic`` empty for topics the consumer has not subscribed to)
-    cluster = await probe._client.fetch_all_metadata()
     tps = []
     for topic in group.topics:
-        known = cluster.partitions_for_topic(topic)
+        known = await kafka_meta.partitions(probe, topic)
         if not known:
             raise NotDrained(f"topic {topic!r} does not exist")
-        tps += [TopicPartition(topic, p) for p in sorted(known)]
+        tps += [TopicPartition(topic, p) for p in known]
     committed = await admin.list_consumer_group_offsets(group.name)
     ends = await probe.end_offsets(tps)
     behind = {}

@@ -10,7 +10,7 @@ import logging
 import weakref
 from collections.abc import Coroutine, Generator, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import faust
 import faust.streams as faust_streams
@@ -22,16 +22,26 @@ from mode.services import WaitResults
 log = logging.getLogger("streams")
 
 
+class _Event:
+    """The least of a Faust event that a table needs to pick its partition: the message."""
+
+    def __init__(self, message: Any) -> None:
+        self.message = message
+
+
 @contextmanager
-def as_current(event: EventT[Any]) -> Iterator[None]:
-    """Make ``event`` Faust's current event, as during its own iteration: a table write takes
-    its store and its changelog partition from the current event. A batch (``take_events``)
-    has none of its own; Faust sets the same context variable when it delivers one event."""
-    token = faust_streams._current_event.set(weakref.ref(event))
+def as_current(message: Any) -> Iterator[None]:
+    """Make an event of ``message`` Faust's current event, as during its own iteration: a
+    table read or write takes its store and its changelog partition from the current event.
+    A batch (``take_events``) has none of its own; Faust sets the same context variable when
+    it delivers one event."""
+    event = _Event(message)  # held here: Faust keeps only a weak reference
+    token = faust_streams._current_event.set(weakref.ref(cast(EventT[Any], event)))
     try:
         yield
     finally:
         faust_streams._current_event.reset(token)
+        del event
 
 
 class AckedTable(faust.Table[Any, Any]):

@@ -4,7 +4,7 @@ The raw topic is keyed by payment at ingest (decision 0007), so every record of 
 in one partition, in front of the one worker that holds that payment's table entry. For each
 record, in order: its payment's records (a checkout, or a provider's events), then
 ``step.process`` against the payment's entry. What comes out is plain data for the Faust
-adapter (``streams.app``) to write: one table value and one state snapshot per payment
+adapter (``streams.topology``) to write: one table value and one state snapshot per payment
 touched, the transitions, the dead letters, and the records to re-route (a record keyed by
 anything but its payment, such as one written before 0007).
 

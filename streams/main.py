@@ -2,29 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import sys
-from typing import Any
-
-import faust
 
 from pipeline.settings import ConfigError, load_settings
-from streams import READY_LINE, metrics
-from streams.app import create_app
-
-
-class StreamWorker(faust.Worker):
-    """A Faust worker for a service: no terminal spinner (at WARNING and above it turns the
-    root logger to DEBUG, and every library then builds debug records), and one line on
-    stderr when it is ready, whatever the log level (the local stack's launcher waits for it)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.spinner = None
-
-    async def on_startup_finished(self) -> None:
-        await super().on_startup_finished()
-        os.write(2, f"{READY_LINE}\n".encode())  # below Faust's redirection of sys.stderr
+from streams import metrics
+from streams.faust_app import StreamWorker
+from streams.topology import create_app
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from domain.machine import MAX_REGISTRATIONS
 from pipeline.settings import Settings
 from stack import launcher, proc
-from streams.app import EXIT_AGENT_FAILED
+from streams.faust_app import EXIT_AGENT_FAILED
 from testing.traffic import payments, requests
 from tests.chaos.probes import FULL
 from tests.integration.test_stream_semantics import assert_converged, send

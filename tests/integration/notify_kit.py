@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from standardwebhooks.webhooks import Webhook
 
 from notify import READY_LINE
+from pipeline import kafka_meta
 from pipeline.settings import Settings
 from stack import launcher, proc, services
 
@@ -125,8 +126,7 @@ async def commit(bootstrap: str, group: str, topic: str, at: Offsets | None = No
     c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     await c.start()
     try:
-        cluster = await c._client.fetch_all_metadata()
-        tps = [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic))]
+        tps = [TopicPartition(topic, p) for p in await kafka_meta.partitions(c, topic)]
         offsets = at if at is not None else await c.end_offsets(tps)
         c.assign(tps)
         await c.commit(dict(offsets))

@@ -283,7 +283,7 @@ async def test_two_workers_one_killed_under_load_same_end_state(
             for p in dead_parts
         },
         "survivor_own_partitions_max_pause_s": {p: round(v, 2) for p, v in pauses.items()},
-        "session_timeout_s": 10.0,  # broker_session_timeout in streams/app.py
+        "session_timeout_s": 10.0,  # broker_session_timeout in streams/faust_app.py
         "survivor_commits_reached_the_end_s": round(commits_s, 1),
         "test_s": round(time.monotonic() - started, 1),
     }

@@ -32,24 +32,20 @@ async def drained(bootstrap: str, groups: dict[str, list[str]], timeout: float =
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.consumer import AIOKafkaConsumer
 
+    from pipeline import kafka_meta
+
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     await admin.start()
     await probe.start()
-    # with partitions (``consumer.partitions_for_topic`` stays empty for topics it does not
-    # read, which made this wait return at once)
-    cluster = await probe._client.fetch_all_metadata()
+    known = {t: await kafka_meta.partitions(probe, t) for ts in groups.values() for t in ts}
     try:
         deadline = time.monotonic() + timeout
         while True:
             lagging = []
             for group, topics in groups.items():  # upstream first
                 committed = await admin.list_consumer_group_offsets(group)
-                tps = [
-                    TopicPartition(t, p)
-                    for t in topics
-                    for p in cluster.partitions_for_topic(t) or []
-                ]
+                tps = [TopicPartition(t, p) for t in topics for p in known[t]]
                 ends = await probe.end_offsets(tps)
                 for tp, end in ends.items():
                     done = committed.get(tp)

@@ -52,14 +52,12 @@ def test_acked_table_keeps_every_changelog_future_until_taken() -> None:
     assert table.take_unacked() == []
 
 
-def test_as_current_sets_and_restores_fausts_current_event() -> None:
-    class Event:
-        pass
-
-    event = Event()
+def test_as_current_makes_the_message_fausts_current_event_and_restores_it() -> None:
+    message = object()
     assert faust_streams.current_event() is None
-    with as_current(event):  # type: ignore[arg-type]
-        assert faust_streams.current_event() is event
+    with as_current(message):
+        current = faust_streams.current_event()
+        assert current is not None and current.message is message
     assert faust_streams.current_event() is None
 
 

@@ -1,4 +1,4 @@
-"""The Faust application: one agent and one table.
+"""The stream stage's topology: one agent and one table.
 
     webhooks.raw (keyed by payment) --read, normalize, dedupe, apply (streams.flow)-->
         table ``transactions`` (changelogged), payments.state, payments.transitions
@@ -9,17 +9,15 @@ The agent hands each batch to one pure step, ``streams.flow.process``, and write
 returns. Delivery: at least once. Each batch awaits the broker's ack of every record it
 produced (outputs, dead letters, re-routed records, table changelog) before Faust may ack and
 commit it; an agent that fails ends the process (``fail_loudly``). Every step is idempotent,
-so redeliveries and replays change nothing. See docs/decisions/ (0002, 0005-0009).
+so redeliveries and replays change nothing. See docs/decisions/ (0002, 0005-0009). How the
+Faust process is configured: ``streams.faust_app``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Sequence
 from typing import Any, cast
 
 import faust
@@ -32,12 +30,8 @@ from pipeline.retry import Backoff, retry
 from pipeline.settings import Settings
 from streams import flow
 from streams.cache import EntryCache
-from streams.faust_glue import AckedTable, WorkerTransport, as_current
-
-log = logging.getLogger("streams")
-
-#: exit status of a worker whose agent failed (EX_SOFTWARE)
-EXIT_AGENT_FAILED = 70
+from streams.faust_app import fail_loudly, faust_app
+from streams.faust_glue import AckedTable, as_current
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -49,7 +43,7 @@ class Worker:
 
     def __init__(self, settings: Settings) -> None:
         self.s, self.t = settings.streams, settings.topics
-        self.app = app = _app(settings)
+        self.app = app = faust_app(settings)
         self.raw = self._topic(self.t.raw)
         # per payment: its state and its recently seen event ids; bytes in, bytes out
         self.table = cast(
@@ -68,16 +62,32 @@ class Worker:
         app.agent(self.raw, name="streams.process")(self.process)
 
     async def process(self, stream: faust.StreamT[bytes]) -> None:
+        """Batch after batch; while one batch's records travel to the broker, the next is
+        processed. A batch is acked (and so may be committed) only once the broker has
+        acknowledged every record it produced (``settle``); at most one is in flight."""
         batches = cast(faust.Stream[bytes], stream).take_events(
             self.s.batch_max, within=self.s.batch_wait_ms / 1000
         )
+        in_flight: asyncio.Task[None] | None = None
         async with fail_loudly("process"):
             async for batch in batches:
-                await self.run_batch(batch)
+                for event in batch:  # Faust acks the batch when the next one is taken: hold it
+                    event.message.incref()
+                deliveries = await self.run_batch(batch)
+                if in_flight is not None:
+                    await in_flight
+                in_flight = asyncio.create_task(self.settle(batch, deliveries))
 
-    async def run_batch(self, events: Sequence[EventT[bytes]]) -> None:
-        """One batch through ``flow.process``, written out; returns once every record it
-        produced is acknowledged by the broker (only then does Faust ack the batch)."""
+    async def settle(self, events: Sequence[EventT[bytes]], deliveries: list[Any]) -> None:
+        """Ack the batch's records once every record it produced is acknowledged."""
+        async with fail_loudly("process"):
+            await asyncio.gather(*deliveries)
+            for event in events:
+                event.ack()
+
+    async def run_batch(self, events: Sequence[EventT[bytes]]) -> list[Any]:
+        """One batch through ``flow.process``, handed to the producer; returns the deliveries
+        of every record it produced (outputs, dead letters, re-routed, changelog)."""
         now_ms = int(time.time() * 1000)  # receipt-to-processing metrics only, never state
         messages = (e.message for e in events)
         s, t = self.s, self.t
@@ -87,18 +97,17 @@ class Worker:
         sent += [await send(t.dlq, k, v) for k, v in out.dead]
         for key, w in out.payments.items():
             if w.value is not None:
-                with as_current(cast(EventT[bytes], _Event(w.last))):
+                with as_current(w.last):
                     self.table[key] = w.value  # its store and changelog partition: the record's
             sent.append(await send(t.state, key, w.snapshot))
-        sent += [await send(t.transitions, k, v) for k, v in out.transitions]
-        await asyncio.gather(*sent, *self.table.take_unacked())
-        for key, w in out.payments.items():
             self.cache.put(key, w.entry)
+        sent += [await send(t.transitions, k, v) for k, v in out.transitions]
+        return [*sent, *self.table.take_unacked()]
 
     def lookup(self, key: bytes, m: flow.Message) -> Entry:
         entry = self.cache.get(key)
         if entry is None:
-            with as_current(cast(EventT[bytes], _Event(m))):  # read the record's own store
+            with as_current(m):  # read the record's own store
                 entry = Entry.decode(self.table.get(key))
         return entry
 
@@ -129,54 +138,3 @@ class Worker:
             key_serializer="raw",
             partitions=self.t.partitions,
         )
-
-
-def _app(settings: Settings) -> faust.App:
-    s, t = settings.streams, settings.topics
-    app = faust.App(
-        s.app_id,
-        broker=f"kafka://{settings.kafka.bootstrap}",
-        store=s.store,
-        datadir=s.data_dir,
-        topic_partitions=t.partitions,
-        topic_replication_factor=t.replication,
-        topic_allow_declare=True,
-        web_enabled=False,
-        producer_acks=-1,
-        producer_linger=s.producer_linger_ms / 1000,
-        producer_max_batch_size=512 * 1024,
-        broker_session_timeout=10.0,
-        broker_heartbeat_interval=1.0,
-        broker_rebalance_timeout=20.0,
-        consumer_auto_offset_reset="earliest",
-        table_cleanup_interval=300.0,
-        logging_config=None,
-        Table=AckedTable,
-    )
-    transport = WorkerTransport(app.conf.broker_consumer, app)  # decisions 0008, 0009
-    transport.gapless_topics = frozenset({t.raw})
-    app.transport = transport
-    return app
-
-
-class _Event:
-    """The least of a Faust event that a table needs to pick its partition: the message."""
-
-    def __init__(self, message: flow.Message) -> None:
-        self.message = message
-
-
-@asynccontextmanager
-async def fail_loudly(agent: str) -> AsyncIterator[None]:
-    """An agent that fails (a delivery the broker refused, a bug) ends the worker process at
-    once with a non-zero status, so that the launcher, compose or Kubernetes restarts it:
-    nothing of the failed batch is acked or committed, and the restart resumes from the last
-    commit. Faust would otherwise restart the agent alone, or leave the process idling."""
-    try:
-        yield
-    except asyncio.CancelledError:
-        raise
-    except BaseException as exc:
-        log.critical("agent %s failed, the worker exits: %r", agent, exc, exc_info=exc)
-        logging.shutdown()
-        os._exit(EXIT_AGENT_FAILED)
