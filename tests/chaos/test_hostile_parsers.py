@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 
 from domain import step
 from domain.checkouts import parse_checkout
-from domain.envelope import KIND_CHECKOUT, RawWebhook
 from domain.errors import NormalizeError
 from domain.providers import normalize
+from domain.records import KIND_CHECKOUT, RawWebhook
 from ingest.intake import Unreadable, WrongMediaType, check_content_type, check_readable
 from ingest.verify import nowpayments
 from ingest.verify.base import SignatureError

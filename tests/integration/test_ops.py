@@ -20,7 +20,7 @@ import orjson
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from domain.dlq import dead_letter
-from domain.envelope import RawWebhook
+from domain.records import RawWebhook
 from ops import kafka_io
 from pipeline.settings import Settings
 from sinks.clickhouse import ClickHouseSink

@@ -1,10 +1,11 @@
 """Writes ``golden_records.json``: the bytes today's code puts on every topic and in the table.
 
-Run ``python -m tests.unit.domain.golden_records_gen`` (it was first run on the code before
-``domain.records``, decision 0090). It uses only interfaces that outlive that change (raw
-Kafka records through ``streams.flow.process``, ``dead_letter``, ``RawWebhook``), so running
-it again on today's code must leave the file unchanged. ``test_records_golden`` replays the
-same inputs and requires the same bytes.
+Run ``python -m tests.unit.domain.golden_records_gen``. The file was written by the code
+before ``domain.records`` (decision 0090; this script then read table values with
+``Entry.decode`` and encoded dead letters with ``orjson``): its inputs are raw Kafka records
+through ``streams.flow.process``, ``dead_letter`` arguments and ``RawWebhook`` fields, and
+its outputs the bytes. Running it again must leave the file unchanged;
+``test_records_golden`` replays the same inputs and requires the same bytes.
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ from typing import Any
 import orjson
 
 from domain.dlq import dead_letter
-from domain.envelope import KIND_CHECKOUT, RawWebhook
-from domain.step import Entry
+from domain.records import KIND_CHECKOUT, Entry, RawWebhook, decode_entry, encode
 from streams import flow
 from testing.traffic import payments, requests
 from tests.explicit_settings import unit_settings
@@ -186,7 +186,7 @@ def traffic(feed: Feed) -> list[Msg]:
 
 def run_batches(store: dict[bytes, bytes], batches: list[list[Msg]]) -> list[dict[str, Any]]:
     def lookup(key: bytes, _: Any) -> Entry:
-        return Entry.decode(store.get(key))
+        return decode_entry(store.get(key))
 
     out = []
     for msgs in batches:
@@ -271,7 +271,7 @@ def dead_letters() -> list[dict[str, Any]]:
         doc = dead_letter(**c)
         enc = {k: b64(v) if k in ("key", "value") else v for k, v in c.items() if k != "headers"}
         enc["headers"] = [[k, b64(v)] for k, v in c["headers"]]
-        out.append({"kwargs": enc, "bytes": orjson.dumps(doc).decode()})
+        out.append({"kwargs": enc, "bytes": encode(doc).decode()})
     return out
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from domain.envelope import RawWebhook
+from domain.records import RawWebhook
 from domain.step import Entry
 from streams import flow
 
