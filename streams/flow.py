@@ -143,10 +143,10 @@ def _apply(
         entry, changed = outcome.entry, changed or outcome.changed
         delivery = delivery_fields(record, now_ms)
         for eff in outcome.effects:
-            outcome_ = "duplicate" if outcome.duplicate else "applied" if eff.applied else "refused"
-            t = replace(eff, **delivery, outcome=outcome_)
+            verdict = "duplicate" if outcome.duplicate else "applied" if eff.applied else "refused"
+            t = replace(eff, **delivery, outcome=verdict)
             effects.append(encode(t))
-            metrics.EVENTS_BY[outcome_].inc()
+            metrics.EVENTS_BY[verdict].inc()
             if isinstance(record, PaymentEvent) and record.received_at is not None:
                 seconds = (now_ms - t.delivery_received_at_ms) / 1000
                 metrics.latency(record.provider).observe(seconds)

@@ -184,7 +184,8 @@ async def test_rebuild_from_the_raw_topic_matches_live_postgres_and_clickhouse(
             stack.clickhouse_url, "default", "default", "", settings.topics.transitions, "dlq"
         )
         await restore.start()
-        await restore.write(await transitions_of(stack, settings, pays[0]))
+        found = await transitions_of(stack, settings, pays[0])
+        await restore.write([restore.decode(r) for r in found])
         await restore.close()
 
     # a failure half-way (ClickHouse unreachable) still removes the scratch database
