@@ -229,6 +229,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PIPELINE_",
         env_nested_delimiter="__",
+        # a stack.env also names the stack for other tools (KAFKA_BOOTSTRAP=...): only the
+        # PIPELINE_* keys of settings count, as from the environment
+        dotenv_filtering="only_existing",
         frozen=True,
         extra="forbid",
     )
@@ -260,21 +263,30 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         path = Path(os.environ.get("PIPELINE_CONFIG", str(DEFAULT_CONFIG)))
         toml = TomlConfigSettingsSource(settings_cls, toml_file=path)
-        return (init_settings, env_settings, toml)
+        return (init_settings, env_settings, dotenv_settings, toml)
 
 
 class ConfigError(Exception):
     """The configuration file is missing or invalid."""
 
 
-def load_settings() -> Settings:
+def run_dir() -> Path:
+    """The local stack's run folder (``stack.json``, ``stack.env``, logs, data):
+    ``PIPELINE_RUN_DIR``, else ``.run``. Read when a command runs, never at import."""
+    return Path(os.environ.get("PIPELINE_RUN_DIR", ".run"))
+
+
+def load_settings(env_file: Path | None = None) -> Settings:
     """Build the settings of this process, failing with one readable line that never holds a
-    configured value (pydantic's own message echoes the input: a secret, perhaps)."""
+    configured value (pydantic's own message echoes the input: a secret, perhaps).
+
+    ``env_file``: a dotenv file (a local stack's ``stack.env``) whose ``PIPELINE_*`` keys
+    count below the environment's and above the config file's; a missing file adds nothing."""
     path = Path(os.environ.get("PIPELINE_CONFIG", str(DEFAULT_CONFIG)))
     if not path.is_file():
         raise ConfigError(f"config file not found: {path} (set PIPELINE_CONFIG)")
     try:
-        return Settings()
+        return Settings(_env_file=env_file)  # type: ignore[call-arg]  # pydantic-settings init arg
     except ValidationError as exc:
         problems = "; ".join(_problem(e) for e in exc.errors(include_url=False)[:5])
         more = f" (and {exc.error_count() - 5} more)" if exc.error_count() > 5 else ""

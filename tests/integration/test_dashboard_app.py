@@ -12,6 +12,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+from dotenv import dotenv_values
 
 from pipeline.settings import Settings
 from stack import launcher, proc, services
@@ -41,9 +42,7 @@ def test_the_dashboard_is_a_part_of_its_own(stack: launcher.StackInfo) -> None:
     assert proc.alive(dash.pid) and dash.pid != ingest.pid
     assert stack.dashboard_url == f"http://127.0.0.1:{dash.port}"
     assert dash.port != int(stack.ingest_url.rsplit(":", 1)[1])
-    env = dict(
-        line.split("=", 1) for line in (Path(stack.run_dir) / "stack.env").read_text().splitlines()
-    )
+    env = dotenv_values(Path(stack.run_dir) / "stack.env")
     assert env["DASHBOARD_URL"] == stack.dashboard_url
     assert services.http_ok(f"{stack.dashboard_url}/health")
     status = subprocess.run(
