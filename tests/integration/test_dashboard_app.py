@@ -5,13 +5,13 @@ ClickHouse when the dashboard is read."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import asyncpg
 import httpx
+import psutil
 from dotenv import dotenv_values
 
 from pipeline.settings import Settings
@@ -19,22 +19,8 @@ from stack import launcher, proc, services
 
 
 def peer_ports(pid: int) -> set[int]:
-    """The remote ports of the TCP sockets that process ``pid`` holds (from /proc)."""
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue  # closed meanwhile
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    ports = set()
-    for table in ("tcp", "tcp6"):
-        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
-            cols = line.split()
-            if cols[9] in inodes:
-                ports.add(int(cols[2].rsplit(":", 1)[1], 16))
-    return ports
+    """The remote ports of the TCP sockets that process ``pid`` holds."""
+    return {c.raddr.port for c in psutil.Process(pid).net_connections("tcp") if c.raddr}
 
 
 def test_the_dashboard_is_a_part_of_its_own(stack: launcher.StackInfo) -> None:
