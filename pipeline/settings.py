@@ -43,7 +43,6 @@ class _Frozen(BaseModel):
 
 class KafkaSettings(_Frozen):
     bootstrap: str = "127.0.0.1:9092"
-    request_timeout_ms: int = 5000
 
 
 class TopicSettings(_Frozen):
@@ -92,7 +91,6 @@ class StreamsSettings(_Frozen):
     app_id: str = "checkout-pipeline"
     store: str = "rocksdb://"
     data_dir: str = ".run/streams-data"
-    web_port: int = 6066
     dedup_ttl_s: int = 7 * 24 * 3600
     #: batch output records this long: fewer, larger produce requests. Each batch of the worker
     #: waits for its acks, so this is also added to its latency (decision 0006)
