@@ -23,8 +23,16 @@ def peer_ports(pid: int) -> set[int]:
     return {c.raddr.port for c in psutil.Process(pid).net_connections("tcp") if c.raddr}
 
 
+def current_parts(stack: launcher.StackInfo) -> dict[str, launcher.Part]:
+    """The parts as they run now: another test may have restarted one (new pid)."""
+    now = launcher.StackInfo.load(Path(stack.run_dir))
+    assert now is not None, "the stack is down"
+    return now.parts
+
+
 def test_the_dashboard_is_a_part_of_its_own(stack: launcher.StackInfo) -> None:
-    dash, ingest = stack.parts["dashboard"], stack.parts["ingest"]
+    parts = current_parts(stack)
+    dash, ingest = parts["dashboard"], parts["ingest"]
     assert proc.alive(dash.pid) and dash.pid != ingest.pid
     assert stack.dashboard_url == f"http://127.0.0.1:{dash.port}"
     assert dash.port != int(stack.ingest_url.rsplit(":", 1)[1])
@@ -83,10 +91,10 @@ async def test_only_the_dashboard_process_talks_to_clickhouse(
     """Reading the dashboard's ClickHouse panels opens connections from its own process and
     none from ingest's: the reads never share ingest's event loop."""
     auth = {"authorization": f"Bearer {settings.dashboard.token.get_secret_value()}"}
-    now = launcher.StackInfo.load(Path(stack.run_dir)) or stack  # a part may have restarted
-    ch_port = now.parts["clickhouse"].port
+    parts = current_parts(stack)
+    ch_port = parts["clickhouse"].port
     for path in ("throughput", "latency", "dead-letters"):
         r = await dash.get(f"/dashboard/api/{path}", headers=auth)
         assert r.status_code == 200, r.text
-        assert ch_port in peer_ports(now.parts["dashboard"].pid), path
-    assert ch_port not in peer_ports(now.parts["ingest"].pid)
+        assert ch_port in peer_ports(parts["dashboard"].pid), path
+    assert ch_port not in peer_ports(parts["ingest"].pid)
