@@ -227,9 +227,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PIPELINE_",
         env_nested_delimiter="__",
-        # a stack.env also names the stack for other tools (KAFKA_BOOTSTRAP=...): only the
-        # PIPELINE_* keys of settings count, as from the environment
-        dotenv_filtering="only_existing",
+        dotenv_filtering="only_existing",  # stack.env's KAFKA_BOOTSTRAP=... is for shells
         frozen=True,
         extra="forbid",
     )
@@ -277,9 +275,7 @@ def run_dir() -> Path:
 def load_settings(env_file: Path | None = None) -> Settings:
     """Build the settings of this process, failing with one readable line that never holds a
     configured value (pydantic's own message echoes the input: a secret, perhaps).
-
-    ``env_file``: a dotenv file (a local stack's ``stack.env``) whose ``PIPELINE_*`` keys
-    count below the environment's and above the config file's; a missing file adds nothing."""
+    ``env_file`` (a stack's ``stack.env``, may be missing) counts below the environment."""
     path = Path(os.environ.get("PIPELINE_CONFIG", str(DEFAULT_CONFIG)))
     if not path.is_file():
         raise ConfigError(f"config file not found: {path} (set PIPELINE_CONFIG)")
