@@ -5,35 +5,22 @@ ClickHouse when the dashboard is read."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import asyncpg
 import httpx
+import psutil
+from dotenv import dotenv_values
 
 from pipeline.settings import Settings
 from stack import launcher, proc, services
 
 
 def peer_ports(pid: int) -> set[int]:
-    """The remote ports of the TCP sockets that process ``pid`` holds (from /proc)."""
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue  # closed meanwhile
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    ports = set()
-    for table in ("tcp", "tcp6"):
-        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
-            cols = line.split()
-            if cols[9] in inodes:
-                ports.add(int(cols[2].rsplit(":", 1)[1], 16))
-    return ports
+    """The remote ports of the TCP sockets that process ``pid`` holds."""
+    return {c.raddr.port for c in psutil.Process(pid).net_connections("tcp") if c.raddr}
 
 
 def current_parts(stack: launcher.StackInfo) -> dict[str, launcher.Part]:
@@ -49,9 +36,7 @@ def test_the_dashboard_is_a_part_of_its_own(stack: launcher.StackInfo) -> None:
     assert proc.alive(dash.pid) and dash.pid != ingest.pid
     assert stack.dashboard_url == f"http://127.0.0.1:{dash.port}"
     assert dash.port != int(stack.ingest_url.rsplit(":", 1)[1])
-    env = dict(
-        line.split("=", 1) for line in (Path(stack.run_dir) / "stack.env").read_text().splitlines()
-    )
+    env = dotenv_values(Path(stack.run_dir) / "stack.env")
     assert env["DASHBOARD_URL"] == stack.dashboard_url
     assert services.http_ok(f"{stack.dashboard_url}/health")
     status = subprocess.run(
