@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import operator
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -55,6 +57,8 @@ class Report:
     events_matched: int = 0
     differences: list[str] = field(default_factory=list)
     database: str = ""
+    #: wall seconds of each phase (read, fold, write, compare): where a slow rebuild's time went
+    seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def match(self) -> bool:
@@ -257,6 +261,17 @@ async def _write(dsn: str, snapshots: list[bytes], transitions: list[dict[str, A
         await sink.close()
 
 
+@contextmanager
+def _timed(report: Report, phase: str) -> Iterator[None]:
+    """Add the block's wall seconds to ``phase``."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        spent = time.perf_counter() - started
+        report.seconds[phase] = round(report.seconds.get(phase, 0.0) + spent, 3)
+
+
 async def rebuild(
     bootstrap: str,
     raw_topic: str,
@@ -267,22 +282,27 @@ async def rebuild(
     progress: Callable[[int], None] = lambda n: None,
 ) -> Report:
     report = Report()
-    records = await _read_raw(bootstrap, raw_topic, progress)
+    with _timed(report, "read"):
+        records = await _read_raw(bootstrap, raw_topic, progress)
     report.raw_records = len(records)
-    snapshots, transitions, report.dead_letters = fold_raw(records, ttl_ms, max_state_bytes)
+    with _timed(report, "fold"):
+        snapshots, transitions, report.dead_letters = fold_raw(records, ttl_ms, max_state_bytes)
     name = f"{urlsplit(dsn).path.lstrip('/') or 'pipeline'}_rebuild_{os.getpid()}"
     report.database = name
     try:
-        fresh = await _fresh_database(dsn, name)
-        await _write(fresh, list(snapshots.values()), transitions)
-        rebuilt, live = await _rows(fresh), await _rows(dsn)
-        events, live_events = _rebuilt_events(transitions), _live_events(clickhouse_url)
+        with _timed(report, "write"):
+            fresh = await _fresh_database(dsn, name)
+            await _write(fresh, list(snapshots.values()), transitions)
+        with _timed(report, "compare"):
+            rebuilt, live = await _rows(fresh), await _rows(dsn)
+            events, live_events = _rebuilt_events(transitions), _live_events(clickhouse_url)
     finally:
         await _drop_database(dsn, name)
-    report.rebuilt, report.live = len(rebuilt), len(live)
-    report.matched = _compare(rebuilt, live, "postgres", report.differences)
-    report.events_rebuilt, report.events_live = len(events), len(live_events)
-    report.events_matched = _compare(
-        events, live_events, "clickhouse", report.differences, _same_event
-    )
+    with _timed(report, "compare"):
+        report.rebuilt, report.live = len(rebuilt), len(live)
+        report.matched = _compare(rebuilt, live, "postgres", report.differences)
+        report.events_rebuilt, report.events_live = len(events), len(live_events)
+        report.events_matched = _compare(
+            events, live_events, "clickhouse", report.differences, _same_event
+        )
     return report
