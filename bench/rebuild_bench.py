@@ -133,7 +133,7 @@ def figures(
         "write_per_s": rate(phase["write"]),
         "compare_s": round(phase["compare"], 1),
         "overall_per_s": rate(usage["wall_s"]),
-        "wall_s": round(usage["wall_s"], 1),
+        "command_s": round(usage["wall_s"], 1),
         "cpu_s": round(usage["cpu_s"], 1),
         "peak_rss_mib": round(usage["peak_rss_mib"]),
         "match": bool(report["match"]) and code == 0 and n == count,
@@ -179,7 +179,7 @@ def render(r: dict[str, Any]) -> list[str]:
         "",
         f"`pipeline rebuild` (the real command, in its own process; measured {r['date']}) over "
         f"{r['webhooks']:,} webhooks of every provider on `webhooks.raw` ({r['payments']:,} "
-        f"payments, {DUPLICATE_SHARE:.0%} provider redeliveries, shuffled in windows of "
+        f"payments, {DUPLICATE_SHARE * 100:.0f} % provider redeliveries, shuffled in windows of "
         f"{WINDOW}), written as ingest writes them and first taken in by the live stream worker "
         f"and sinks ({r['live_s']} s from the first write until both sinks had committed every "
         f"record, {r['live_per_s']:,} webhooks/s). Webhooks per second of each phase: read the "
@@ -196,7 +196,7 @@ def render(r: dict[str, Any]) -> list[str]:
                 f"{r['fold_per_s']:,}",
                 f"{r['write_per_s']:,}",
                 f"{r['compare_s']} s",
-                f"{r['overall_per_s']:,} ({r['wall_s']} s)",
+                f"{r['overall_per_s']:,} ({r['command_s']} s)",
                 f"{r['cpu_s']} s",
                 f"{r['peak_rss_mib']:,} MiB",
                 f"{verdict}: {r['rebuilt']:,} payments, {r['events_rebuilt']:,} events",
