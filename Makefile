@@ -28,10 +28,12 @@ setup: $(VENV)/.installed .cache/kafka-tools-libs ## install system packages (Ja
 	$(PY) -m ops.kafka_tools fetch
 	touch $@
 
-lock: ## re-resolve requirements.lock (hashes) from pyproject.toml after changing a dependency
+lock: ## re-resolve requirements.lock and the image's runtime lock (hashes) after changing a dependency
 	$(PYTHON) -m venv $(RUN_DIR)/uv && $(RUN_DIR)/uv/bin/pip install -q uv==0.13.8
 	$(RUN_DIR)/uv/bin/uv pip compile pyproject.toml deploy/build-requirements.in \
 	  --extra stack --extra dev --generate-hashes --python-version 3.11 -o requirements.lock
+	$(RUN_DIR)/uv/bin/uv pip compile pyproject.toml deploy/build-requirements.in -c requirements.lock \
+	  --generate-hashes --python-version 3.11 -o deploy/requirements-image.lock
 
 up: setup ## start the local stack in the background (.run/stack.env), or restart its parts that are down
 	$(PY) -m stack.cli up

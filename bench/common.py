@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -92,7 +91,3 @@ def loaded(pid: int, load: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 def pids_rss(pid: int) -> float:
     return round(proc.rss_mb(pid), 1)
-
-
-def run_quiet(cmd: list[str]) -> str:
-    return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout

@@ -165,7 +165,7 @@ async def clickhouse(url: str, trans: list[ConsumerRecord], size: int) -> dict[s
         await client.command(f"DROP DATABASE IF EXISTS {db}")
         await client.command(f"CREATE DATABASE {db}")
     # the sink: every key looked up before its insert (decision 0017 says why)
-    sink = ClickHouseSink(url, "bench_sink", "default", "", "t", "dlq")
+    sink = ClickHouseSink(url, "bench_sink", "default", "", "dlq")
     await sink.start()
     ours = await timed(chunks(trans, size), sink.write)
     await sink.close()

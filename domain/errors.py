@@ -5,10 +5,6 @@ class NormalizeError(ValueError):
     """An authentic payload that cannot be turned into payment events."""
 
 
-class TransientError(Exception):
-    """A failure worth retrying (a broker or store hiccup), as opposed to bad data."""
-
-
 class StateLimit(ValueError):
     """A record that would grow one payment's state past its bound (streams.limits): the
     record goes to the dead-letter topic, the payment keeps its state, the stream goes on."""

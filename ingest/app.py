@@ -151,9 +151,10 @@ async def register_checkout(
     if Decimal(data.amount) <= 0:
         raise HTTPException(status_code=400, detail="amount must be positive")
     body = msgspec.json.encode(data)
-    request_id = request.scope.get("state", {}).get("request_id", "")
     key = transaction_key(data.provider, data.external_id)
-    raw = RawWebhook(new_id(), data.provider, _now_ms(), body, {}, KIND_CHECKOUT, request_id, key)
+    raw = RawWebhook(
+        new_id(), data.provider, _now_ms(), body, {}, KIND_CHECKOUT, _rid(request), key
+    )
     return await _write(state, raw)
 
 

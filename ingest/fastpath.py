@@ -17,7 +17,6 @@ same and that fallback runs the same ``WebhookIntake``.
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Any
 
 import structlog
@@ -35,14 +34,13 @@ from litestar.types import (
 )
 
 from ingest import metrics
-from ingest.ids import new_id
+from ingest.ids import request_id
 from ingest.middleware import DRAIN_LIMIT
 from ingest.webhooks import JSON, Answer, WebhookIntake, refusal
 
 log = structlog.get_logger("ingest")
 
 PREFIX = "/webhooks/"
-_SAFE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _CLOSE = ((b"connection", b"close"),)
 
 
@@ -80,10 +78,7 @@ class WebhookRoute:
     async def __call__(self, scope: HTTPScope, receive: Receive, send: Send, provider: str) -> None:
         # header values are bytes of any kind (latin-1 at most): never assume UTF-8
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        given = headers.get("x-request-id", "")
-        request_id = given if _SAFE.match(given) else new_id()
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        rid = request_id(headers.get("x-request-id", ""))
         try:
             answer = self.intake.content_type(provider, headers)
             if answer is None:
@@ -91,7 +86,7 @@ class WebhookRoute:
                 if isinstance(body, Answer):
                     answer = body
                 else:
-                    answer = await self.intake.accept(provider, headers, body, request_id)
+                    answer = await self.intake.accept(provider, headers, body, rid)
         except _Disconnected:
             return
         except Exception:
@@ -105,7 +100,7 @@ class WebhookRoute:
                     JSON,
                     (b"content-length", b"%d" % len(answer.body)),
                     *answer.headers,
-                    (b"x-request-id", request_id.encode()),
+                    (b"x-request-id", rid.encode()),
                 ],
             }
         )

@@ -9,17 +9,13 @@ instead of holding a worker slot open for as long as it likes.
 from __future__ import annotations
 
 import asyncio
-import re
 
-import structlog
 from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
 
-from ingest.ids import new_id
-
-_SAFE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+from ingest.ids import request_id
 
 
 def RequestIdMiddleware(app: ASGIApp) -> ASGIApp:
@@ -29,14 +25,12 @@ def RequestIdMiddleware(app: ASGIApp) -> ASGIApp:
             return
         # header values are bytes of any kind (latin-1 at most): never assume UTF-8
         given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
-        request_id = given if _SAFE.match(given) else new_id()
-        scope.setdefault("state", {})["request_id"] = request_id
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        rid = request_id(given)
+        scope.setdefault("state", {})["request_id"] = rid
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                MutableScopeHeaders.from_message(message)["X-Request-ID"] = request_id
+                MutableScopeHeaders.from_message(message)["X-Request-ID"] = rid
             await send(message)
 
         await app(scope, receive, send_with_id)

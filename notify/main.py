@@ -19,6 +19,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from tenacity import RetryCallState
 
 from notify import READY_LINE, metrics
 from notify.attempts import AttemptLog
@@ -116,19 +117,18 @@ async def serve(settings: Settings) -> None:
 async def _pool(
     dsn: str, stop: asyncio.Event, size: int, server: dict[str, str] | None = None
 ) -> asyncpg.Pool:
-    backoff, attempt = Backoff(0.5, 10.0, attempts=0), 0
-    while True:
-        try:
-            return await asyncpg.create_pool(
+    def failed(state: RetryCallState) -> None:
+        if state.attempt_number == 1 and state.outcome is not None:
+            log.warning("notify: Postgres unreachable at start, retrying: %s",
+                        state.outcome.exception())  # fmt: skip
+
+    transient = (OSError, asyncpg.PostgresError)
+    async for attempt in Backoff(0.5, 10.0, 0).retrying(transient, until=stop, after=failed):
+        with attempt:
+            pool: asyncpg.Pool = await asyncpg.create_pool(
                 dsn, min_size=1, max_size=size, server_settings=server or {}
             )
-        except (OSError, asyncpg.PostgresError) as exc:
-            attempt += 1
-            if stop.is_set():
-                raise
-            if attempt == 1:
-                log.warning("notify: Postgres unreachable at start, retrying: %s", exc)
-            await asyncio.sleep(backoff.delay(attempt))
+    return pool
 
 
 def main() -> None:

@@ -9,12 +9,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import os
 import re
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -24,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ops.context import settings_for
 from ops.errors import OpsError
-from pipeline.settings import ConfigError, Settings
+from pipeline.settings import ConfigError, Settings, run_dir
 from stack.errors import StartError
 
 T = TypeVar("T")
@@ -37,11 +35,10 @@ app = typer.Typer(
 console = Console(stderr=True)
 # the commands say what failed in one line; the drivers' own error logs would add more lines
 logging.getLogger("clickhouse_connect").setLevel(logging.CRITICAL)
-RUN_DIR = Path(os.environ.get("PIPELINE_RUN_DIR", ".run"))
 
 
 def settings() -> Settings:
-    return settings_for(RUN_DIR)
+    return settings_for(run_dir())
 
 
 def out() -> Console:

@@ -13,7 +13,6 @@ runs the tool with ``--bootstrap-server`` of the running local stack.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -176,9 +175,9 @@ def main() -> None:
             print(f"kafka-tools jars in {ensure_jars()}")
             return
         from ops.context import settings_for
+        from pipeline.settings import run_dir
 
-        run_dir = Path(os.environ.get("PIPELINE_RUN_DIR", ".run"))
-        print(run(settings_for(run_dir).kafka.bootstrap, *args), end="")
+        print(run(settings_for(run_dir()).kafka.bootstrap, *args), end="")
     except OpsError as exc:
         sys.exit(f"kafka-tools: {exc}")
 

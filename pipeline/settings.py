@@ -43,7 +43,6 @@ class _Frozen(BaseModel):
 
 class KafkaSettings(_Frozen):
     bootstrap: str = "127.0.0.1:9092"
-    request_timeout_ms: int = 5000
 
 
 class TopicSettings(_Frozen):
@@ -92,7 +91,6 @@ class StreamsSettings(_Frozen):
     app_id: str = "checkout-pipeline"
     store: str = "rocksdb://"
     data_dir: str = ".run/streams-data"
-    web_port: int = 6066
     dedup_ttl_s: int = 7 * 24 * 3600
     #: batch output records this long: fewer, larger produce requests. Each batch of the worker
     #: waits for its acks, so this is also added to its latency (decision 0006)
@@ -229,6 +227,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PIPELINE_",
         env_nested_delimiter="__",
+        dotenv_filtering="only_existing",  # stack.env's KAFKA_BOOTSTRAP=... is for shells
         frozen=True,
         extra="forbid",
     )
@@ -260,21 +259,28 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         path = Path(os.environ.get("PIPELINE_CONFIG", str(DEFAULT_CONFIG)))
         toml = TomlConfigSettingsSource(settings_cls, toml_file=path)
-        return (init_settings, env_settings, toml)
+        return (init_settings, env_settings, dotenv_settings, toml)
 
 
 class ConfigError(Exception):
     """The configuration file is missing or invalid."""
 
 
-def load_settings() -> Settings:
+def run_dir() -> Path:
+    """The local stack's run folder (``stack.json``, ``stack.env``, logs, data):
+    ``PIPELINE_RUN_DIR``, else ``.run``. Read when a command runs, never at import."""
+    return Path(os.environ.get("PIPELINE_RUN_DIR", ".run"))
+
+
+def load_settings(env_file: Path | None = None) -> Settings:
     """Build the settings of this process, failing with one readable line that never holds a
-    configured value (pydantic's own message echoes the input: a secret, perhaps)."""
+    configured value (pydantic's own message echoes the input: a secret, perhaps).
+    ``env_file`` (a stack's ``stack.env``, may be missing) counts below the environment."""
     path = Path(os.environ.get("PIPELINE_CONFIG", str(DEFAULT_CONFIG)))
     if not path.is_file():
         raise ConfigError(f"config file not found: {path} (set PIPELINE_CONFIG)")
     try:
-        return Settings()
+        return Settings(_env_file=env_file)  # type: ignore[call-arg]  # pydantic-settings init arg
     except ValidationError as exc:
         problems = "; ".join(_problem(e) for e in exc.errors(include_url=False)[:5])
         more = f" (and {exc.error_count() - 5} more)" if exc.error_count() > 5 else ""

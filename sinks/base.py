@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from tenacity import RetryCallState
 
 from pipeline.retry import Backoff
 from sinks import metrics
@@ -130,52 +131,53 @@ async def _write_until_done(
     backoff: Backoff,
     stop: asyncio.Event,
 ) -> None:
-    attempt = 0
-    while True:
-        started = time.monotonic()
-        try:
+    async def failed(state: RetryCallState) -> None:
+        metrics.RETRIES.labels(sink.name).inc()
+        if state.attempt_number == 1:
+            log.warning("sink %s unavailable, pausing consumption: %s", sink.name, _error(state))
+            consumer.pause(*consumer.assignment())
+            metrics.UP.labels(sink.name).set(0)
+        await consumer.getmany(timeout_ms=0)  # keeps the group membership alive while paused
+
+    async for attempt in backoff.retrying((SinkUnavailable,), until=stop, after=failed):
+        with attempt:
+            started = time.monotonic()
             await sink.write(records)
-        except SinkUnavailable as exc:
-            attempt += 1
-            metrics.RETRIES.labels(sink.name).inc()
-            if attempt == 1:
-                log.warning("sink %s unavailable, pausing consumption: %s", sink.name, exc)
-                consumer.pause(*consumer.assignment())
-                metrics.UP.labels(sink.name).set(0)
-            await asyncio.sleep(backoff.delay(attempt))
-            await consumer.getmany(timeout_ms=0)  # keeps the group membership alive while paused
-            if stop.is_set():
-                raise
-            continue
-        if attempt:
-            log.warning("sink %s back after %d retries, resuming", sink.name, attempt)
-            consumer.resume(*consumer.assignment())
-            metrics.UP.labels(sink.name).set(1)
-        elapsed = time.monotonic() - started
-        metrics.ROWS.labels(sink.name).inc(len(records))
-        metrics.FLUSH_SECONDS.labels(sink.name).observe(elapsed)
-        metrics.BATCH_SIZE.labels(sink.name).observe(len(records))
-        log.debug("sink %s wrote %d records in %.1f ms", sink.name, len(records), elapsed * 1000)
-        return
+    if (retries := attempt.retry_state.attempt_number - 1) > 0:
+        log.warning("sink %s back after %d retries, resuming", sink.name, retries)
+        consumer.resume(*consumer.assignment())
+        metrics.UP.labels(sink.name).set(1)
+    elapsed = time.monotonic() - started
+    metrics.ROWS.labels(sink.name).inc(len(records))
+    metrics.FLUSH_SECONDS.labels(sink.name).observe(elapsed)
+    metrics.BATCH_SIZE.labels(sink.name).observe(len(records))
+    log.debug("sink %s wrote %d records in %.1f ms", sink.name, len(records), elapsed * 1000)
 
 
 async def start_sink(sink: Sink, backoff: Backoff, stop: asyncio.Event) -> None:
-    """Start a sink (connect, migrate), retrying while its database is unreachable."""
+    """Start a sink (connect, migrate), retrying while its database is unreachable; returns
+    unstarted when ``stop`` is set meanwhile."""
     metrics.register(sink.name)
-    attempt = 0
-    while not stop.is_set():
-        try:
-            await sink.start()
-        except SinkUnavailable as exc:
-            attempt += 1
-            metrics.RETRIES.labels(sink.name).inc()
-            metrics.UP.labels(sink.name).set(0)
-            if attempt == 1:
-                log.warning("sink %s cannot start yet, retrying: %s", sink.name, exc)
-            await asyncio.sleep(backoff.delay(attempt))
-            continue
-        metrics.UP.labels(sink.name).set(1)
+
+    def failed(state: RetryCallState) -> None:
+        metrics.RETRIES.labels(sink.name).inc()
+        metrics.UP.labels(sink.name).set(0)
+        if state.attempt_number == 1:
+            log.warning("sink %s cannot start yet, retrying: %s", sink.name, _error(state))
+
+    try:
+        async for attempt in backoff.retrying((SinkUnavailable,), until=stop, after=failed):
+            with attempt:
+                await sink.start()
+    except SinkUnavailable:
+        if not stop.is_set():
+            raise
         return
+    metrics.UP.labels(sink.name).set(1)
+
+
+def _error(state: RetryCallState) -> BaseException | None:
+    return state.outcome.exception() if state.outcome is not None else None
 
 
 def _next_offsets(records: Sequence[ConsumerRecord]) -> dict[TopicPartition, int]:

@@ -189,11 +189,10 @@ class ClickHouseSink:
         database: str,
         username: str,
         password: str,
-        events_topic: str,
         dlq_topic: str,
     ) -> None:
         self._url, self._db, self._user, self._password = url, database, username, password
-        self._events_topic, self._dlq_topic = events_topic, dlq_topic
+        self._dlq_topic = dlq_topic
         self._client: Any = None
 
     async def start(self) -> None:

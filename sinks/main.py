@@ -53,7 +53,6 @@ async def serve(settings: Settings) -> None:
                 settings.clickhouse.database,
                 settings.clickhouse.username,
                 settings.clickhouse.password.get_secret_value(),
-                t.transitions,
                 t.dlq,
             ),
             _consumer(settings, "sink-clickhouse", t.transitions, t.dlq),

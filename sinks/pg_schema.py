@@ -81,10 +81,8 @@ async def migrate(conn: asyncpg.Connection) -> int:
         return ran
 
 
-#: statuses that wait on the provider: registered (``new``), ``pending``, ``confirmed``
-WAITING_STATUSES = ("new", "pending", "confirmed")
-
-#: stuck payments: waiting on the provider with no news for longer than $1 seconds, oldest
+#: stuck payments: waiting on the provider (registered, ``pending``, ``confirmed``) with no
+#: news for longer than $1 seconds, oldest
 #: first (``updated_at`` is the newest receipt of the payment's events or registration)
 STUCK_SQL = """SELECT provider, external_id, status, order_id, amount::text AS amount, currency,
        expected_amount::text AS expected_amount, updated_at,

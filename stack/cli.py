@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import typer
 
 from pipeline.settings import ConfigError, load_settings
+from pipeline.settings import run_dir as default_run_dir
 from stack import launcher
 from stack.errors import StartError
 
@@ -19,7 +19,8 @@ cli = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-RUN_DIR = Path(os.environ.get("PIPELINE_RUN_DIR", ".run"))
+#: --run-dir, else PIPELINE_RUN_DIR, else .run (read when the command runs)
+RunDir = typer.Option(None, help="the stack's run folder (default: $PIPELINE_RUN_DIR, else .run)")
 PARTS = ", ".join((*launcher.INFRA, *launcher.SERVICES))
 
 
@@ -53,9 +54,10 @@ def describe(report: launcher.UpReport) -> list[str]:
 
 
 @cli.command()
-def up(run_dir: Path = RUN_DIR, infra_only: bool = False) -> None:
+def up(run_dir: Path | None = RunDir, infra_only: bool = False) -> None:
     """Start the stack in the background, or restart only its parts that are down (on their
     old ports), and wait until every part answers."""
+    run_dir = run_dir or default_run_dir()
     try:
         report = launcher.ensure_up(run_dir, load_settings(), services_too=not infra_only)
     except (StartError, ConfigError) as exc:
@@ -68,17 +70,19 @@ def up(run_dir: Path = RUN_DIR, infra_only: bool = False) -> None:
 
 
 @cli.command()
-def down(run_dir: Path = RUN_DIR) -> None:
+def down(run_dir: Path | None = RunDir) -> None:
     """Stop every part of the stack."""
+    run_dir = run_dir or default_run_dir()
     stopped = launcher.down(run_dir)
     typer.echo(f"stopped: {', '.join(stopped) or 'nothing was running'}")
 
 
 @cli.command()
 def restart(
-    part: str = typer.Argument(..., help=f"one of {PARTS}"), run_dir: Path = RUN_DIR
+    part: str = typer.Argument(..., help=f"one of {PARTS}"), run_dir: Path | None = RunDir
 ) -> None:
     """Restart one part on its old ports (the rest keep running) and wait until it answers."""
+    run_dir = run_dir or default_run_dir()
     if part not in (*launcher.INFRA, *launcher.SERVICES):
         typer.echo(f"stack restart: no part {part!r}; one of {PARTS}", err=True)
         raise typer.Exit(1)
@@ -93,8 +97,9 @@ def restart(
 
 
 @cli.command()
-def status(run_dir: Path = RUN_DIR) -> None:
+def status(run_dir: Path | None = RunDir) -> None:
     """Show each part: up or down, since when, start time, memory, where it listens."""
+    run_dir = run_dir or default_run_dir()
     rows = launcher.status(run_dir)
     if not rows:
         typer.echo("the stack is not running (make up starts it)")

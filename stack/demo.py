@@ -15,7 +15,6 @@ import statistics
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -24,14 +23,13 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.settings import ConfigError, Settings, load_settings
+from pipeline.settings import ConfigError, Settings, load_settings, run_dir
 from stack import demo_shop, launcher
 from stack.cli import describe
 from stack.drain import NotDrained, pipeline_groups, wait_drained
 from stack.errors import StartError
 from testing.traffic import PROVIDERS, Payment, Request, payments, requests
 
-RUN_DIR = Path(os.environ.get("PIPELINE_RUN_DIR", ".run"))
 # long lines stay whole in a log; piped, the table keeps its headers (rich assumes 80 columns)
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 120)
 
@@ -195,7 +193,7 @@ async def print_figures(
 
 async def main_async(settings: Settings, count: int) -> int:
     console.print("The local stack (Kafka, Postgres, ClickHouse, ingest, streams, sinks, notify):")
-    report = launcher.ensure_up(RUN_DIR, settings)
+    report = launcher.ensure_up(run_dir(), settings)
     describe_stack(report)
     info = report.info
     shop = await demo_shop.open_shop(settings, console.print)
@@ -229,7 +227,7 @@ async def main_async(settings: Settings, count: int) -> int:
     notified = await demo_shop.report(shop, info.postgres_dsn, ids, console.print, timeout)
     console.print(
         f"Stack still running: stop it with [bold]make down[/]. "
-        f"Addresses in {RUN_DIR / 'stack.env'}"
+        f"Addresses in {run_dir() / 'stack.env'}"
     )
     if settings.api.tokens or settings.dashboard.token.get_secret_value():
         console.print(
@@ -269,7 +267,7 @@ def main() -> None:
     except ConfigError as exc:
         sys.exit(f"run: {exc}")
     except StartError as exc:
-        sys.exit(f"run: {exc.part} failed to start: {exc.why} (its log: {RUN_DIR}/logs)")
+        sys.exit(f"run: {exc.part} failed to start: {exc.why} (its log: {run_dir()}/logs)")
 
 
 if __name__ == "__main__":

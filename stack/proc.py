@@ -14,6 +14,8 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psutil
+
 from stack.errors import StartError
 
 T = TypeVar("T")
@@ -79,48 +81,37 @@ def wait_until(
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds so far of a process (all threads) and its live children."""
-    ticks = 0
-    for p in [pid, *_children(pid)]:
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for p in _tree(pid):
+        with contextlib.suppress(psutil.Error):  # gone meanwhile
+            times = p.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 def rss_mb(pid: int) -> float:
     """Resident memory of a process and its children, in MiB (0 if gone)."""
     total = 0
-    for p in [pid, *_children(pid)]:
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return total / 1024
+    for p in _tree(pid):
+        with contextlib.suppress(psutil.Error):
+            total += p.memory_info().rss
+    return total / 2**20
 
 
-def _children(pid: int) -> list[int]:
+def _tree(pid: int) -> list[psutil.Process]:
+    """The process and all its descendants; empty if it is gone."""
     try:
-        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
+        p = psutil.Process(pid)
+        return [p, *p.children(recursive=True)]
+    except psutil.Error:
         return []
-    out = [int(k) for k in kids]
-    for k in list(out):
-        out.extend(_children(k))
-    return out
 
 
 def alive(pid: int) -> bool:
+    """Running (a zombie, exited but not yet reaped, is not)."""
     try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    try:  # a zombie is not alive
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
         return False
 
 

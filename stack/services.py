@@ -14,6 +14,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import psutil
 
 from stack.errors import StartError
 
@@ -212,10 +213,10 @@ def wait_postmaster_gone(data: Path, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if Path(f"/proc/{pid}/comm").read_text().strip() != "postgres":
-                return  # gone, or the pid now belongs to another program
-        except OSError:
-            return
+            if psutil.Process(pid).name() != "postgres":
+                return  # the pid now belongs to another program
+        except psutil.Error:
+            return  # gone
         time.sleep(0.1)
 
 

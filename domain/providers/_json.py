@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 import orjson
 
 from domain.errors import NormalizeError
 
-#: amounts below 10**18: ClickHouse keeps them as Decimal(38, 18) (under 10**20), and the
-#: daily volume sums need headroom
+#: amounts below 10**18 with at most 18 decimal places: ClickHouse keeps them as
+#: Decimal(38, 18) (under 10**20), and the daily volume sums need headroom; a finer amount
+#: (``1E-400``) would read 0 there while Postgres kept it, and no coin has finer units
 MAX_AMOUNT_DIGITS = 18
+MAX_AMOUNT_PLACES = 18
+_EXACT = Context(prec=200)
 #: NUL cannot be stored in Postgres text, a lone surrogate cannot be encoded as UTF-8: a
 #: string holding either would stop the sink, so it is refused here, as data
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -63,6 +66,9 @@ def decimal(value: Any, what: str) -> Decimal:
         raise NormalizeError(f"{what} is not a number: {str(value)[:40]!r}") from None
     if not amount.is_finite() or amount < 0 or amount.adjusted() >= MAX_AMOUNT_DIGITS:
         raise NormalizeError(f"{what} is out of range")
+    places = amount.normalize(_EXACT).as_tuple().exponent  # an int: the amount is finite
+    if amount and isinstance(places, int) and places < -MAX_AMOUNT_PLACES:
+        raise NormalizeError(f"{what} has more than {MAX_AMOUNT_PLACES} decimal places")
     return amount
 
 

@@ -9,6 +9,7 @@ lone surrogate, amounts that fit ClickHouse's Decimal(38, 18).
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import time
 import uuid
@@ -27,9 +28,9 @@ from domain.errors import NormalizeError
 from domain.providers import normalize
 from ingest.intake import Unreadable, WrongMediaType, check_content_type, check_readable
 from ingest.verify import nowpayments
-from ingest.verify.base import SignatureError
+from ingest.verify.base import SignatureError, Verifier
 from ingest.verify.registry import build_verifiers
-from pipeline.settings import load_settings
+from pipeline.settings import ProviderSettings, load_settings
 from sinks import clickhouse, postgres
 from streams.flow import delivery_fields
 from tests.chaos.hostile import (
@@ -43,21 +44,36 @@ from tests.chaos.hostile import (
 )
 from tests.chaos.probes import TALLY, sign, sized
 
-PROVIDER_SETTINGS = load_settings().providers
-VERIFIERS = build_verifiers(PROVIDER_SETTINGS)
-DOCS = {p: base_document(p, PROVIDER_SETTINGS, "hostile-1") for p in PROVIDERS}
+
+@functools.cache
+def provider_settings() -> ProviderSettings:
+    """The configured secrets, read when a test first needs them, not when pytest imports
+    this module (a config error then fails the tests that need it, not the collection)."""
+    return load_settings().providers
+
+
+@functools.cache
+def verifiers() -> dict[str, Verifier]:
+    return build_verifiers(provider_settings())
+
+
+@functools.cache
+def document(provider: str) -> Any:
+    return base_document(provider, provider_settings(), "hostile-1")
+
+
 KEPT = {"standard": ("webhook-id", "webhook-timestamp")}
 CH_DECIMAL_LIMIT = Decimal(10) ** 20  # Decimal(38, 18)
 
 
 def bodies(provider: str) -> st.SearchStrategy[bytes]:
-    return st.one_of(malformed_bodies, hostile_document(provider, DOCS[provider]))
+    return st.one_of(malformed_bodies, hostile_document(provider, document(provider)))
 
 
 def signed(provider: str, body: bytes) -> dict[str, str] | None:
     """Correct signature headers, or None where none can exist (NOWPayments signs parsed JSON)."""
     try:
-        return sign(provider, body, PROVIDER_SETTINGS, record=False)
+        return sign(provider, body, provider_settings(), record=False)
     except SignatureError:
         return None
 
@@ -110,7 +126,7 @@ def test_authentic_hostile_bodies_end_as_refusal_or_storable_rows(
     TALLY.case()
     body = data.draw(bodies(provider), label="body")
     headers = signed(provider, body)
-    verifier = VERIFIERS[provider]
+    verifier = verifiers()[provider]
     if headers is None:
         with pytest.raises(SignatureError):
             verifier.verify(body, {"x-nowpayments-sig": "0" * 128})
@@ -149,7 +165,7 @@ def test_forged_requests_fail_only_with_signature_errors(
     except WrongMediaType as exc:
         assert str(exc)
     with pytest.raises(SignatureError) as refused:
-        VERIFIERS[provider].verify(body, headers)
+        verifiers()[provider].verify(body, headers)
     assert refused.value.reason and refused.value.reason.isprintable()
     try:
         check_readable(provider, body)
@@ -193,7 +209,7 @@ def test_made_up_jwts_fail_only_with_signature_errors(
     TALLY.case()
     token = f"{_b64(header)}.{_b64(claims)}.{signature}"
     with pytest.raises(SignatureError):
-        VERIFIERS["jwt"].verify(b"{}", {"authorization": spacing + token})
+        verifiers()["jwt"].verify(b"{}", {"authorization": spacing + token})
 
 
 checkout_fields = st.fixed_dictionaries(

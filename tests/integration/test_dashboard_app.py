@@ -5,45 +5,38 @@ ClickHouse when the dashboard is read."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import asyncpg
 import httpx
+import psutil
+from dotenv import dotenv_values
 
 from pipeline.settings import Settings
 from stack import launcher, proc, services
 
 
 def peer_ports(pid: int) -> set[int]:
-    """The remote ports of the TCP sockets that process ``pid`` holds (from /proc)."""
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue  # closed meanwhile
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    ports = set()
-    for table in ("tcp", "tcp6"):
-        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
-            cols = line.split()
-            if cols[9] in inodes:
-                ports.add(int(cols[2].rsplit(":", 1)[1], 16))
-    return ports
+    """The remote ports of the TCP sockets that process ``pid`` holds."""
+    return {c.raddr.port for c in psutil.Process(pid).net_connections("tcp") if c.raddr}
+
+
+def current_parts(stack: launcher.StackInfo) -> dict[str, launcher.Part]:
+    """The parts as they run now: another test may have restarted one (new pid)."""
+    now = launcher.StackInfo.load(Path(stack.run_dir))
+    assert now is not None, "the stack is down"
+    return now.parts
 
 
 def test_the_dashboard_is_a_part_of_its_own(stack: launcher.StackInfo) -> None:
-    dash, ingest = stack.parts["dashboard"], stack.parts["ingest"]
+    parts = current_parts(stack)
+    dash, ingest = parts["dashboard"], parts["ingest"]
     assert proc.alive(dash.pid) and dash.pid != ingest.pid
     assert stack.dashboard_url == f"http://127.0.0.1:{dash.port}"
     assert dash.port != int(stack.ingest_url.rsplit(":", 1)[1])
-    env = dict(
-        line.split("=", 1) for line in (Path(stack.run_dir) / "stack.env").read_text().splitlines()
-    )
+    env = dotenv_values(Path(stack.run_dir) / "stack.env")
     assert env["DASHBOARD_URL"] == stack.dashboard_url
     assert services.http_ok(f"{stack.dashboard_url}/health")
     status = subprocess.run(
@@ -98,9 +91,10 @@ async def test_only_the_dashboard_process_talks_to_clickhouse(
     """Reading the dashboard's ClickHouse panels opens connections from its own process and
     none from ingest's: the reads never share ingest's event loop."""
     auth = {"authorization": f"Bearer {settings.dashboard.token.get_secret_value()}"}
-    ch_port = stack.parts["clickhouse"].port
+    parts = current_parts(stack)
+    ch_port = parts["clickhouse"].port
     for path in ("throughput", "latency", "dead-letters"):
         r = await dash.get(f"/dashboard/api/{path}", headers=auth)
         assert r.status_code == 200, r.text
-        assert ch_port in peer_ports(stack.parts["dashboard"].pid), path
-    assert ch_port not in peer_ports(stack.parts["ingest"].pid)
+        assert ch_port in peer_ports(parts["dashboard"].pid), path
+    assert ch_port not in peer_ports(parts["ingest"].pid)

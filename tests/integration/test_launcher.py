@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from dotenv import dotenv_values
 
 from pipeline.settings import Settings
 from stack import launcher, proc, services
@@ -23,7 +24,7 @@ from stack.errors import StartError
 def test_up_writes_stack_env_and_down_leaves_no_process(tmp_path: Path, settings: Settings) -> None:
     run = tmp_path / "run"
     info = launcher.up(run, settings, services_too=False)
-    env = dict(line.split("=", 1) for line in (run / "stack.env").read_text().splitlines())
+    env = dotenv_values(run / "stack.env")
     for key in ("INGEST_URL", "POSTGRES_DSN", "CLICKHOUSE_URL", "KAFKA_BOOTSTRAP"):
         assert env[key]
     assert env["KAFKA_BOOTSTRAP"] == info.kafka_bootstrap

@@ -180,9 +180,7 @@ async def test_rebuild_from_the_raw_topic_matches_live_postgres_and_clickhouse(
         ), report["differences"][:3]
         assert await scratch_databases(pg) == []  # removed after a mismatch
     finally:  # put the rows back: the same transitions again, from the topic
-        restore = ClickHouseSink(
-            stack.clickhouse_url, "default", "default", "", settings.topics.transitions, "dlq"
-        )
+        restore = ClickHouseSink(stack.clickhouse_url, "default", "default", "", "dlq")
         await restore.start()
         await restore.write(await transitions_of(stack, settings, pays[0]))
         await restore.close()

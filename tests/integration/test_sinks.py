@@ -77,7 +77,7 @@ async def test_a_full_replay_of_the_output_topics_changes_nothing(
     replays = [
         (PostgresSink(stack.postgres_dsn), (t.state,)),
         (
-            ClickHouseSink(stack.clickhouse_url, "default", "default", "", t.transitions, t.dlq),
+            ClickHouseSink(stack.clickhouse_url, "default", "default", "", t.dlq),
             (t.transitions, t.dlq),
         ),
     ]
@@ -241,7 +241,7 @@ async def test_a_large_batch_goes_through_clickhouse_once(
     ch.command("CREATE DATABASE big_batch")
     _, trans = records(2000)
     assert len(trans) > 5000
-    sink = ClickHouseSink(stack.clickhouse_url, "big_batch", "default", "", "t", "dlq")
+    sink = ClickHouseSink(stack.clickhouse_url, "big_batch", "default", "", "dlq")
     await sink.start()
     await sink.write(trans)
     await sink.write(trans)  # a redelivered batch adds nothing
@@ -327,7 +327,7 @@ async def test_clickhouse_of_an_earlier_release_is_migrated_and_backfilled(
         "'2026-11-01 10:05:01.5', 2, 'r2')"
     )
     for _ in range(2):  # a second start finds everything in place
-        sink = ClickHouseSink(stack.clickhouse_url, "legacy_ch", "default", "", "t", "dlq")
+        sink = ClickHouseSink(stack.clickhouse_url, "legacy_ch", "default", "", "dlq")
         await sink.start()
         await sink.close()
     engines = dict(

@@ -15,9 +15,9 @@ def _name(requirement: str) -> str:
     return re.split(r"[\[=<>!~; ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
 
 
-def locked() -> dict[str, tuple[str, int]]:
+def locked(path: str = "requirements.lock") -> dict[str, tuple[str, int]]:
     """name -> (version, number of hashes)."""
-    text = (ROOT / "requirements.lock").read_text()
+    text = (ROOT / path).read_text()
     out = {}
     for block in re.split(r"\n(?=[A-Za-z0-9])", text):
         if m := re.match(r"([A-Za-z0-9_.-]+)==(\S+)", block):
@@ -39,3 +39,22 @@ def test_every_dependency_is_locked_with_hashes_at_its_pinned_version() -> None:
             assert lock[name][0] == pinned[1], f"{name}: run make lock"
     assert all(hashes > 0 for _, hashes in lock.values())
     assert "setuptools" in lock  # the build backend: installs use --no-build-isolation
+
+
+def test_the_image_installs_the_runtime_dependencies_locked_at_the_same_versions() -> None:
+    """The Dockerfile installs deploy/requirements-image.lock with --require-hashes: every
+    runtime dependency (no dev or stack extra), at the version requirements.lock has."""
+    image, lock = locked("deploy/requirements-image.lock"), locked()
+    runtime = {
+        _name(r)
+        for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    }
+    assert runtime <= set(image), f"not in the image lock: {runtime - set(image)}: run make lock"
+    assert "setuptools" in image
+    assert not {"pytest", "chdb-core", "mypy"} & set(image)
+    for name, (version, hashes) in image.items():
+        assert lock[name][0] == version, f"{name}: {version} in the image, {lock[name][0]} here"
+        assert hashes > 0, name
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "--require-hashes --no-deps -r deploy/requirements-image.lock" in dockerfile
+    assert "pip install --no-deps --no-build-isolation ." in dockerfile

@@ -434,3 +434,23 @@ def test_amounts_clickhouse_cannot_hold_are_refused(amount: str) -> None:
     with pytest.raises(NormalizeError, match="out of range"):
         decimal(amount, "amount")
     assert decimal("999999999999999999.999", "amount") < 10**18
+
+
+@pytest.mark.parametrize("amount", ["1E-400", "0.0000000000000000011", 1e-19])
+def test_amounts_finer_than_clickhouse_keeps_are_refused(amount: str | float) -> None:
+    """ClickHouse keeps 18 decimal places: a finer amount would read 0 there (a rebuild
+    found Postgres's 1E-400 against ClickHouse's 0)."""
+    from domain.providers._json import decimal
+
+    with pytest.raises(NormalizeError, match="more than 18 decimal places"):
+        decimal(amount, "amount")
+
+
+@pytest.mark.parametrize(
+    ("amount", "kept"),
+    [("0.000000000000000001", "1E-18"), ("1.500000000000000000000", "1.5"), ("0E-400", "0")],
+)
+def test_amounts_within_18_places_are_kept(amount: str, kept: str) -> None:
+    from domain.providers._json import decimal
+
+    assert decimal(amount, "amount") == Decimal(kept)

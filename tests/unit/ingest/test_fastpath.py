@@ -105,6 +105,20 @@ def test_both_ways_in_answer_alike(
         assert fast.json()["detail"]
 
 
+def test_both_ways_in_echo_a_safe_request_id_and_replace_any_other(
+    client: TestClient,  # type: ignore[type-arg]
+    served: list[str],
+) -> None:
+    for given, echoed in (("trace-42.a_b", True), ("bad id", False), ("x" * 65, False)):
+        for extra in ({}, {"origin": ORIGIN}):  # the raw route, then Litestar's handler
+            r = client.post(
+                "/webhooks/coinbase", content=b"{}", headers={"x-request-id": given, **extra}
+            )
+            rid = r.headers["x-request-id"]
+            assert (rid == given) if echoed else (rid != given and len(rid) == 32), (given, extra)
+    assert len(served) == 3
+
+
 def test_unknown_providers_and_other_methods_stay_with_litestar(
     client: TestClient,  # type: ignore[type-arg]
     served: list[str],

@@ -11,7 +11,8 @@ import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 
 from pipeline.retry import Backoff
-from sinks.base import ListSink, run_sink
+from sinks.base import ListSink, run_sink, start_sink
+from sinks.errors import SinkUnavailable
 
 TP = TopicPartition("payments.state", 0)
 
@@ -81,12 +82,6 @@ async def test_an_outage_pauses_retries_and_resumes_with_the_same_batch(
     assert sum("back after 3 retries" in m for m in lines) == 1
 
 
-def test_backoff_grows_exponentially_with_full_jitter_and_a_cap() -> None:
-    b = Backoff(base_s=0.5, max_s=4.0)
-    assert [b.delay(n, rand=lambda: 1.0) for n in range(1, 6)] == [0.5, 1.0, 2.0, 4.0, 4.0]
-    assert b.delay(3, rand=lambda: 0.25) == 0.5
-
-
 async def test_a_refused_record_is_isolated_and_dead_lettered_and_the_rest_lands() -> None:
     stop, sink = asyncio.Event(), ListSink()
     poison = ConsumerRecord(TP.topic, TP.partition, 1, 0, 0, b"k", b"poison", None, 1, 1, [])
@@ -120,3 +115,29 @@ async def test_with_a_linger_a_batch_gathers_what_arrives_in_time() -> None:
     await run_sink(sink, consumer, 3, 10, Backoff(0.001, 0.01, 0), stop, linger_ms=1000)  # type: ignore[arg-type]
     assert [[r.offset for r in b] for b in sink.batches] == [[0, 1, 2], [3]]  # at most 3
     assert consumer.commits == [{TP: 3}, {TP: 4}]
+
+
+class LateSink(ListSink):
+    """Its database answers only after ``failures`` starts."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures, self.starts = failures, 0
+
+    async def start(self) -> None:
+        self.starts += 1
+        if self.starts <= self.failures:
+            raise SinkUnavailable("database not up yet")
+
+
+async def test_a_sink_that_cannot_start_yet_is_started_again_until_it_can() -> None:
+    sink = LateSink(failures=3)
+    await start_sink(sink, Backoff(0.001, 0.01, 0), asyncio.Event())
+    assert sink.starts == 4
+
+
+async def test_a_stop_while_a_sink_cannot_start_returns_without_an_error() -> None:
+    sink, stop = LateSink(failures=10**6), asyncio.Event()
+    asyncio.get_running_loop().call_later(0.05, stop.set)
+    await asyncio.wait_for(start_sink(sink, Backoff(0.001, 0.01, 0), stop), 5)
+    assert 1 < sink.starts < 10**6
