@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.notify_bench import render as notify_render
+from bench.rebuild_bench import render as rebuild_render
 
 NOTES = "\n## Reading the figures\n"
 
@@ -273,6 +274,7 @@ def page(r: dict[str, Any]) -> str:
         ("e2e_sustained", e2e),
         ("e2e_light", e2e),
         ("notify", notify_render),
+        ("rebuild", rebuild_render),
     ):
         part = r.get(name)
         if isinstance(part, dict) and "error" in part:

@@ -12,7 +12,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import common, e2e_bench, ingest_bench, notify_bench, render, sinks_bench, streams_bench
+from bench import (
+    common,
+    e2e_bench,
+    ingest_bench,
+    notify_bench,
+    rebuild_bench,
+    render,
+    sinks_bench,
+    streams_bench,
+)
 from pipeline.settings import load_settings
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
@@ -29,6 +38,8 @@ PARTS: dict[str, Callable[..., dict[str, Any]]] = {
     # a merchant platform's ordinary day: the latency when nothing queues
     "e2e_light": lambda settings: e2e_bench.bench(settings, rate=10.0, seconds=30),
     "notify": notify_bench.bench,
+    # all state again from 200,000 raw webhooks, compared with the live run's
+    "rebuild": rebuild_bench.bench,
 }
 
 
@@ -46,6 +57,8 @@ def main() -> None:
         except Exception as exc:  # one failing part is reported, the others still run
             results[name] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
         results[name]["wall_s"] = round(time.monotonic() - started, 1)
+        if "error" in results[name]:
+            print(f"bench: {name} FAILED: {results[name]['error']}", flush=True)
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=2, default=str))
     notes = (

@@ -141,6 +141,7 @@ def rebuild(
         "events_matched": report.events_matched,
         "differences": report.differences[:50],
         "database": report.database,
+        "seconds": report.seconds,
     }
     if as_json:
         typer.echo(orjson.dumps(summary).decode())
