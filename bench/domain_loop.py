@@ -18,7 +18,7 @@ import uuid
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from domain.step import Entry
+from domain.records import Entry
 from streams import flow
 
 

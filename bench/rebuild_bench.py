@@ -30,7 +30,7 @@ from aiokafka import AIOKafkaProducer
 
 from bench import common
 from bench.loadgen import build
-from domain.envelope import RawWebhook
+from domain.records import RawWebhook
 from ingest.ids import new_id
 from ingest.verify.registry import build_verifiers
 from ingest.webhooks import WebhookIntake

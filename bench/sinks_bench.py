@@ -14,10 +14,12 @@ import asyncpg
 import orjson
 from aiokafka import ConsumerRecord
 from clickhouse_connect import get_async_client
+from msgspec.structs import replace
 
 from bench import common
 from domain import machine
-from domain.model import PaymentEvent, Status
+from domain.model import Status
+from domain.records import SNAPSHOT, TRANSITION, PaymentEvent, encode
 from pipeline.settings import Settings
 from sinks.ch_schema import DDL
 from sinks.clickhouse import (
@@ -58,27 +60,34 @@ def records(count: int) -> tuple[list[ConsumerRecord], list[ConsumerRecord]]:
             )
             state, effects = machine.apply(state, e)
             for eff in effects:
-                doc = {
-                    **eff.to_dict(),
-                    "processed_at_ms": now,
-                    "delivery_id": f"d-{e.event_id}",
-                    "delivery_received_at_ms": now,
-                    "outcome": "applied",
-                }
+                t = replace(
+                    eff,
+                    processed_at_ms=now,
+                    delivery_id=f"d-{e.event_id}",
+                    delivery_received_at_ms=now,
+                    outcome="applied",
+                )
                 trans.append(
-                    ConsumerRecord(
-                        "t", 0, len(trans), 0, 0, None, orjson.dumps(doc), None, 0, 0, []
-                    )
+                    ConsumerRecord("t", 0, len(trans), 0, 0, None, encode(t), None, 0, 0, [])
                 )
         assert state is not None
         snaps.append(
-            ConsumerRecord("s", 0, i, 0, 0, None, orjson.dumps(state.to_dict()), None, 0, 0, [])
+            ConsumerRecord("s", 0, i, 0, 0, None, encode(state.snapshot()), None, 0, 0, [])
         )
     return snaps, trans
 
 
 #: the database server's pid, whose CPU each measurement reports beside the sink's own
 SERVER_PID = {"pid": 0}
+
+
+def decoding(sink: Any) -> Callable[[list[ConsumerRecord]], Awaitable[None]]:
+    """The sink's write of a batch as the sink loop calls it: each record decoded, then written."""
+
+    async def write(batch: list[ConsumerRecord]) -> None:
+        await sink.write([sink.decode(r) for r in batch])
+
+    return write
 
 
 async def timed(
@@ -130,7 +139,7 @@ async def postgres(dsn: str, snaps: list[ConsumerRecord], size: int) -> dict[str
     base = dsn.rsplit("/", 1)[0]
     sink = PostgresSink(f"{base}/bench_sink", "t")
     await sink.start()
-    ours = await timed(chunks(snaps, size), sink.write)
+    ours = await timed(chunks(snaps, size), decoding(sink))
     await sink.close()
     raw = await asyncpg.connect(f"{base}/bench_raw")
     await migrate(raw)  # the same tables, indexes and keys
@@ -138,8 +147,8 @@ async def postgres(dsn: str, snaps: list[ConsumerRecord], size: int) -> dict[str
     async def copy(batch: list[ConsumerRecord]) -> None:
         """The same decode and rows, then plain COPY in one transaction: the driver's best
         (no version guard, no upsert: it only holds when every row is new)."""
-        snaps = newest_snapshots([r for r in batch if r.topic != "t"])
-        history = history_rows([orjson.loads(r.value) for r in batch if r.topic == "t"])
+        snaps = newest_snapshots([SNAPSHOT.decode(r.value) for r in batch if r.topic != "t"])
+        history = history_rows([TRANSITION.decode(r.value) for r in batch if r.topic == "t"])
         async with raw.transaction():
             await raw.copy_records_to_table(
                 "transactions", records=list(zip(*tx_rows(snaps), strict=True)), columns=TX_COLUMNS
@@ -167,14 +176,14 @@ async def clickhouse(url: str, trans: list[ConsumerRecord], size: int) -> dict[s
     # the sink: every key looked up before its insert (decision 0017 says why)
     sink = ClickHouseSink(url, "bench_sink", "default", "", "dlq")
     await sink.start()
-    ours = await timed(chunks(trans, size), sink.write)
+    ours = await timed(chunks(trans, size), decoding(sink))
     await sink.close()
     raw = await get_async_client(dsn=url, database="bench_raw")
     for ddl in DDL:  # the same tables and materialized views as the sink's database
         await raw.command(ddl)
 
     async def insert(batch: list[ConsumerRecord]) -> None:  # the same rows, no dedup lookups
-        docs = [orjson.loads(r.value) for r in batch]
+        docs = [TRANSITION.decode(r.value) for r in batch]
         await raw.insert("payment_events", [event_row(d) for d in docs], column_names=EVENT_COLUMNS)
         await raw.insert(
             "ingest_log", [delivery_row(d) for d in docs], column_names=DELIVERY_COLUMNS

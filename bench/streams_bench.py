@@ -23,9 +23,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench import common
-from domain.envelope import RawWebhook
 from domain.model import transaction_key
-from domain.step import Entry
+from domain.records import Entry, RawWebhook
 from pipeline import kafka_meta
 from pipeline.settings import Settings
 from stack import proc, services

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from domain.envelope import RawWebhook
 from domain.errors import NormalizeError
-from domain.model import Checkout, from_epoch_ms
+from domain.model import from_epoch_ms
 from domain.providers._json import decimal, load_object, text
+from domain.records import Checkout, RawWebhook
 
 
 def parse_checkout(raw: RawWebhook) -> Checkout:

@@ -9,13 +9,15 @@ payment expired is applied and flagged ``late``. See docs/decisions/0001-state-m
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from msgspec.structs import replace
+
 from domain.errors import StateLimit
-from domain.model import Checkout, PaymentEvent, Status
-from domain.state import Applied, Effect, Origin, TxState
+from domain.model import Status
+from domain.records import Applied, Checkout, Origin, PaymentEvent, Transition, TxState
 
 S = Status
 
@@ -64,32 +66,31 @@ def order_key(e: PaymentEvent) -> tuple[datetime, int, str]:
     return (e.occurred_at if e.provider_time else _NO_TIME, RANK[e.status], e.event_id)
 
 
-def apply(state: TxState | None, event: PaymentEvent) -> tuple[TxState, list[Effect]]:
+def apply(state: TxState | None, event: PaymentEvent) -> tuple[TxState, list[Transition]]:
     """Add one event to a transaction. A duplicate (same event id) changes nothing."""
     state = state or TxState(event.provider, event.external_id)
-    if any(a.event.event_id == event.event_id for a in state.events):
+    if any(a.event_id == event.event_id for a in state.events):
         return state, []
     if len(state.events) >= MAX_EVENTS:
         raise StateLimit(f"payment already holds {MAX_EVENTS} distinct events")
     version = state.version + 1
     updated_at = _latest(state, _receipt(event))
-    if not state.events or order_key(event) > order_key(state.events[-1].event):
+    if not state.events or order_key(event) > order_key(state.events[-1]):
         run = _Run.of(state)  # in order: one step on from the state, no refold
         mine = run.step(event, state.checkout, None)
         origin = _origin(state, run.status, run.amount, run.currency, mine, version)
-        new = TxState(
-            state.provider, state.external_id, run.status, version, run.amount, run.currency,
-            run.order_id, state.checkout, run.late, updated_at,
-            (*state.events, Applied(event, mine.applied, mine.effective, mine.note, origin)),
-            state.overruled,
+        new = replace(
+            state, status=run.status, version=version, amount=run.amount,
+            currency=run.currency, order_id=run.order_id, late=run.late, updated_at=updated_at,
+            events=(*state.events, mine.with_origin(origin)),
         )  # fmt: skip
-        return new, [Effect.first(event, origin)]
-    new = fold(state, state.checkout, (*(a.event for a in state.events), event))
-    mine = next(a for a in new.events if a.event.event_id == event.event_id)
+        return new, [Transition.first(event, origin)]
+    new = fold(state, state.checkout, (*state.events, event))
+    mine = next(a for a in new.events if a.event_id == event.event_id)
     origin = _origin(state, new.status, new.amount, new.currency, mine, version)
-    events = tuple(replace(a, origin=origin) if a is mine else a for a in new.events)
+    events = tuple(a.with_origin(origin) if a is mine else a for a in new.events)
     new = replace(new, version=version, updated_at=updated_at, events=events)
-    return new, [Effect.first(event, origin)]
+    return new, [Transition.first(event, origin)]
 
 
 def _origin(
@@ -120,7 +121,7 @@ def _worth(
     return amount, currency or (c.currency if c else None)
 
 
-def restate(state: TxState, event_id: str) -> Effect | None:
+def restate(state: TxState, event_id: str) -> Transition | None:
     """The transition record of an event the state already holds, exactly as first sent.
 
     Re-sent when a duplicate arrives, so that outputs lost in a crash (after the table was
@@ -129,21 +130,13 @@ def restate(state: TxState, event_id: str) -> Effect | None:
     event as the state sees it now.)
     """
     for a in state.events:
-        if a.event.event_id == event_id:
-            if a.origin is not None:
-                return Effect.first(a.event, a.origin)
-            amount, currency = payment_amount(state)
-            return Effect(
-                a.event,
-                state.status,
-                state.status,
-                a.applied,
-                a.note,
-                state.version,
-                a.effective,
-                amount,
-                currency,
-            )
+        if a.event_id == event_id:
+            origin = a.origin
+            if origin is None:
+                amount, currency = payment_amount(state)
+                s, v = state.status, state.version
+                origin = Origin(s, s, a.applied, a.note, a.effective, v, amount, currency)
+            return Transition.first(a, origin)
     return None
 
 
@@ -176,7 +169,7 @@ def register_checkout(state: TxState | None, checkout: Checkout) -> TxState:
     winner, *overruled = ranked
     new = state
     if winner != state.checkout:
-        new = fold(state, winner, tuple(a.event for a in state.events))
+        new = fold(state, winner, state.events)
     return replace(
         new,
         overruled=tuple(overruled),
@@ -206,15 +199,15 @@ class _Run:
         if e.amount is not None and e.status in _PAID:
             self.amount, self.currency = e.amount, e.currency or self.currency
         if target == self.status:
-            return Applied(e, True, target, "", origin)
+            return Applied.of(e, True, target, "", origin)
         if target in ALLOWED[self.status]:
             note = ""
             if self.status is S.EXPIRED and target in _PAID:
                 self.late, note = True, "late payment after expiry"
             self.status = target
-            return Applied(e, True, target, note, origin)
+            return Applied.of(e, True, target, note, origin)
         note = f"impossible transition {self.status} -> {target}"
-        return Applied(e, False, target, note, origin)
+        return Applied.of(e, False, target, note, origin)
 
     def into(
         self, base: TxState, checkout: Checkout | None, events: tuple[Applied, ...]
@@ -236,7 +229,7 @@ def fold(base: TxState, checkout: Checkout | None, events: tuple[PaymentEvent, .
     run = _Run(S.NEW, None, None, None, False)
     if checkout is not None:
         run.currency, run.order_id = checkout.currency, checkout.order_id
-    origins = {a.event.event_id: a.origin for a in base.events}
+    origins = {a.event_id: a.origin for a in base.events}
     seen = tuple(
         run.step(e, checkout, origins.get(e.event_id)) for e in sorted(events, key=order_key)
     )

@@ -1,7 +1,8 @@
 """One record of a payment (a checkout or an event) against its table entry: pure.
 
-The table entry holds the transaction's state *and* its recently seen event ids, so both
-change in one changelog write: a crash can never leave one updated and not the other.
+The table entry (``records.Entry``) holds the transaction's state *and* its recently seen
+event ids, so both change in one changelog write: a crash can never leave one updated and
+not the other.
 
 A duplicate changes nothing, but re-announces the current state and that event's transition:
 if a crash lost the outputs of the first delivery (table written, output topics not), the
@@ -10,42 +11,17 @@ redelivery restores them, and sinks drop what they already hold.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
-import orjson
+from dataclasses import dataclass
 
 from domain import dedup, machine
-from domain.model import Checkout, PaymentEvent
-from domain.state import Effect, TxState
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    state: TxState | None = None
-    seen: dedup.Seen = field(default_factory=dict)
-
-    def encode(self, snapshot: dict[str, Any] | None = None) -> bytes:
-        """The table value: the state with its events, and the recently seen event ids;
-        ``snapshot``: the state's ``snapshot()``, when already built."""
-        state = self.state
-        state_json = b"null" if state is None else orjson.dumps(state.to_dict(snapshot=snapshot))
-        return b'{"state":' + state_json + b',"seen":' + orjson.dumps(self.seen) + b"}"
-
-    @classmethod
-    def decode(cls, raw: bytes | None) -> Entry:
-        if not raw:
-            return cls()
-        doc = orjson.loads(raw)
-        state = TxState.from_dict(doc["state"]) if doc.get("state") else None
-        return cls(state, doc.get("seen") or {})
+from domain.records import Checkout, Entry, PaymentEvent, Transition, TxState
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
     entry: Entry
     changed: bool  # write the entry back
-    effects: list[Effect]  # to payments.transitions
+    effects: list[Transition]  # to payments.transitions
     duplicate: bool = False
 
     @property

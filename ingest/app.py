@@ -24,8 +24,8 @@ from litestar.middleware import DefineMiddleware
 from litestar.params import JSONBody, KwargDefinition
 from litestar.status_codes import HTTP_202_ACCEPTED
 
-from domain.envelope import KIND_CHECKOUT, RawWebhook
 from domain.model import PROVIDERS, transaction_key
+from domain.records import KIND_CHECKOUT, RawWebhook
 from ingest import metrics
 from ingest import openapi as doc
 from ingest.auth import Tokens, api_guard, json_only

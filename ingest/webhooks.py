@@ -22,8 +22,8 @@ from typing import Any
 import orjson
 import structlog
 
-from domain.envelope import KIND_WEBHOOK, RawWebhook
 from domain.providers import payment_key
+from domain.records import KIND_WEBHOOK, RawWebhook
 from ingest import metrics
 from ingest.errors import BrokerUnavailable
 from ingest.ids import new_id

@@ -10,13 +10,12 @@ import asyncio
 import logging
 from typing import Protocol
 
-import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 from domain.dlq import dead_letter
-from domain.envelope import RawWebhook
+from domain.records import RawWebhook, encode
 from ingest.errors import BrokerUnavailable
 
 log = logging.getLogger("ingest.writer")
@@ -110,7 +109,7 @@ class RawWriter:
             failed_at_ms=raw.received_at_ms,
             dead_letter_id=f"ingest:{raw.id}",
         )
-        await self._send(self._dlq_topic, raw.id.encode(), orjson.dumps(record), [])
+        await self._send(self._dlq_topic, raw.id.encode(), encode(record), [])
 
     async def _send(
         self, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]

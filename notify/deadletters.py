@@ -11,6 +11,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from domain.dlq import dead_letter
+from domain.records import encode
 from notify.outbox import Claimed
 
 STAGE = "notify"
@@ -42,7 +43,7 @@ def record(c: Claimed, reason: str, attempts: int, source_topic: str) -> bytes:
         attempts=attempts,
         dead_letter_id=c.webhook_id,
     )
-    return orjson.dumps(doc)
+    return encode(doc)
 
 
 class DeadLetters:

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
 
 import asyncpg
 from aiokafka import ConsumerRecord
+from msgspec.structs import replace
 
+from domain.records import Transition
 from notify import metrics, outbox
-from notify.errors import BadTransition
 from notify.message import Delivery, Endpoint, deliveries, parse
 from notify.outbox import Conn
-from sinks.errors import POSTGRES_DOWN, RecordRefused, SinkUnavailable
+from sinks.errors import POSTGRES_DOWN, SinkUnavailable
+
+Timed = tuple[Transition, int]
 
 ORDER_IDS = """
 SELECT provider, external_id, order_id FROM checkouts
@@ -41,11 +43,11 @@ class OutboxSink:
         except POSTGRES_DOWN as exc:
             raise SinkUnavailable(f"postgres: {type(exc).__name__}: {exc}") from exc
 
-    async def write(self, records: Sequence[ConsumerRecord]) -> None:
-        try:
-            transitions = [(parse(r.value), r.timestamp) for r in records]
-        except BadTransition as exc:
-            raise RecordRefused(str(exc)) from exc
+    def decode(self, record: ConsumerRecord) -> Timed:
+        """The transition and when it was published (its Kafka timestamp)."""
+        return parse(record.value), record.timestamp
+
+    async def write(self, transitions: Sequence[Timed]) -> None:
         if not self._endpoints:
             return
         try:
@@ -54,11 +56,13 @@ class OutboxSink:
             raise SinkUnavailable(f"postgres: {type(exc).__name__}: {exc}") from exc
         self._wake.set()
 
-    async def _insert(self, transitions: list[tuple[dict[str, Any], int]]) -> None:
+    async def _insert(self, transitions: Sequence[Timed]) -> None:
         async with self._pool.acquire() as conn:
-            await _fill_order_ids(conn, [t for t, _ in transitions])
+            known = await _order_ids(conn, [t for t, _ in transitions])
             ds: list[Delivery] = []
             for t, ms in transitions:
+                if not t.order_id and (t.provider, t.external_id) in known:
+                    t = replace(t, order_id=known[t.provider, t.external_id])
                 ds += deliveries(t, self._endpoints, ms)
             async with conn.transaction():
                 await outbox.insert(conn, ds)
@@ -69,20 +73,17 @@ class OutboxSink:
         return None
 
 
-async def _fill_order_ids(conn: Conn, transitions: list[dict[str, Any]]) -> None:
-    """A transition whose event names no order takes its checkout's order id (if known).
-    Only the first insert of a delivery counts, so a later lookup cannot change a body."""
-    missing = [
-        t for t in transitions if not t.get("order_id") and t["to_status"] != t["from_status"]
-    ]
+async def _order_ids(conn: Conn, transitions: list[Transition]) -> dict[tuple[str, str], str]:
+    """The checkout's order id of each payment whose transition names no order (if known):
+    the transition takes it. Only the first insert of a delivery counts, so a later lookup
+    cannot change a body."""
+    missing = [t for t in transitions if not t.order_id and t.to_status != t.from_status]
     if not missing:
-        return
+        return {}
     try:
         rows = await conn.fetch(
-            ORDER_IDS, [t["provider"] for t in missing], [t["external_id"] for t in missing]
+            ORDER_IDS, [t.provider for t in missing], [t.external_id for t in missing]
         )
     except asyncpg.UndefinedTableError:  # the Postgres sink has not created it yet
-        return
-    known = {(r["provider"], r["external_id"]): r["order_id"] for r in rows}
-    for t in missing:
-        t["order_id"] = known.get((t["provider"], t["external_id"]))
+        return {}
+    return {(r["provider"], r["external_id"]): r["order_id"] for r in rows}

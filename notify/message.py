@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
+import msgspec
 import orjson
 
+from domain.model import iso
+from domain.records import TRANSITION, Transition
 from notify.errors import BadTransition
 
 
@@ -48,63 +50,52 @@ def webhook_id(provider: str, external_id: str, version: int, endpoint: str) -> 
     return f"msg_{digest[:32]}"
 
 
-def body(t: dict[str, Any]) -> bytes:
+def body(t: Transition) -> bytes:
     """``{"type": "payment.<status>", "timestamp", "data": {...}}``; amounts decimal strings."""
-    status = t["to_status"]
+    status = t.to_status.value
     doc = {
         "type": f"payment.{status}",
-        "timestamp": t["occurred_at"],
+        "timestamp": iso(t.occurred_at),
         "data": {
-            "provider": t["provider"],
-            "external_id": t["external_id"],
+            "provider": t.provider,
+            "external_id": t.external_id,
             "status": status,
-            "previous_status": t["from_status"],
-            "version": t["version"],
-            "amount": t.get("payment_amount"),
-            "currency": t.get("payment_currency"),
-            "order_id": t.get("order_id"),
+            "previous_status": t.from_status.value,
+            "version": t.version,
+            "amount": None if t.payment_amount is None else str(t.payment_amount),
+            "currency": t.payment_currency,
+            "order_id": t.order_id,
         },
     }
     return orjson.dumps(doc)
 
 
-def parse(value: bytes | None) -> dict[str, Any]:
-    """A transition record, checked for the fields a notification needs."""
+def parse(value: bytes | None) -> Transition:
+    """A transition record; ``BadTransition`` when the value is not one."""
     try:
-        t = orjson.loads(value or b"")
-    except orjson.JSONDecodeError as exc:
-        raise BadTransition(f"not JSON: {exc}") from None
-    if not isinstance(t, dict):
-        raise BadTransition("not a JSON object")
-    for name in ("provider", "external_id", "from_status", "to_status", "occurred_at"):
-        if not isinstance(t.get(name), str):
-            raise BadTransition(f"field {name} missing or not text")
-    if not isinstance(t.get("version"), int) or isinstance(t["version"], bool):
-        raise BadTransition("field version missing or not an integer")
-    amount = t.get("payment_amount")
-    if amount is not None and not isinstance(amount, str):
-        raise BadTransition("payment_amount is not a decimal string")
-    return t
+        return TRANSITION.decode(value or b"")
+    except msgspec.DecodeError as exc:
+        raise BadTransition(f"not a transition: {exc}") from None
 
 
 def deliveries(
-    t: dict[str, Any], endpoints: Sequence[Endpoint], transition_ms: int = 0
+    t: Transition, endpoints: Sequence[Endpoint], transition_ms: int = 0
 ) -> list[Delivery]:
     """One delivery per endpoint that wants this transition; none unless the status changed."""
-    if t["to_status"] == t["from_status"]:
+    if t.to_status == t.from_status:
         return []
-    payload = body(t)
+    payload, status = body(t), t.to_status.value
     return [
         Delivery(
-            webhook_id(t["provider"], t["external_id"], t["version"], e.url),
+            webhook_id(t.provider, t.external_id, t.version, e.url),
             e.url,
-            t["provider"],
-            t["external_id"],
-            t["version"],
-            t["to_status"],
+            t.provider,
+            t.external_id,
+            t.version,
+            status,
             payload,
             transition_ms,
         )
         for e in endpoints
-        if e.wants(t["to_status"])
+        if e.wants(status)
     ]

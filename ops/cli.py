@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 from typing import Annotated
 
+import msgspec
 import orjson
 import typer
 from rich.table import Table
@@ -46,7 +47,7 @@ def dlq_list(
                         "id": d.id,
                         "stage": d.stage,
                         "reason": d.reason,
-                        "provider": d.provider,
+                        "provider": dlq_ops.provider(d),
                         "failed_at_ms": d.failed_at_ms,
                     }
                     for d in letters
@@ -61,7 +62,7 @@ def dlq_list(
         table.add_row(
             safe(d.id),
             safe(d.stage),
-            safe(d.provider),
+            safe(dlq_ops.provider(d)),
             human_ms(d.failed_at_ms),
             safe(d.reason[:90]),
         )
@@ -78,7 +79,7 @@ def dlq_show(
     letters = run(dlq_ops.load(s.kafka.bootstrap, s.topics.dlq))
     [d] = dlq_ops.choose(letters, [dead_letter_id], None, False)
 
-    doc = dict(d.doc)
+    doc = msgspec.to_builtins(d)
     doc["headers"] = {k: base64.b64decode(v).decode(errors="replace") for k, v in doc["headers"]}
     if doc.get("value"):
         doc["value"] = base64.b64decode(doc["value"]).decode(errors="replace")
@@ -101,7 +102,7 @@ def dlq_redrive(
     chosen = dlq_ops.choose(letters, ids or [], stage, all_)
     if dry_run:
         for d in chosen:
-            typer.echo(f"would redrive {d.id} -> {d.source_topic}")
+            typer.echo(f"would redrive {d.id} -> {d.source.topic}")
         return
     n = run(dlq_ops.redrive(s.kafka.bootstrap, chosen))
     typer.echo(f"redrove {n} dead letters")

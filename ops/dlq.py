@@ -6,32 +6,19 @@ it came from (the raw topic for ingest's dead letters), so it goes through the p
 
 from __future__ import annotations
 
-import base64
-from dataclasses import dataclass
-from typing import Any
+import msgspec
 
-import orjson
-
-from domain.dlq import original_record
+from domain.records import DEAD_LETTER, DeadLetter
 from ops import kafka_io
 from ops.errors import OpsError
 
 
-@dataclass(frozen=True)
-class DeadLetter:
-    id: str
-    stage: str
-    reason: str
-    failed_at_ms: int
-    source_topic: str
-    doc: dict[str, Any]
-
-    @property
-    def provider(self) -> str:
-        for k, v in self.doc.get("headers", []):
-            if k == "provider":
-                return base64.b64decode(v).decode(errors="replace")
-        return ""
+def provider(d: DeadLetter) -> str:
+    """The provider of the original record, when it was a raw webhook."""
+    for k, v in d.headers:
+        if k == "provider":
+            return v.decode(errors="replace")
+    return ""
 
 
 async def load(bootstrap: str, dlq_topic: str) -> list[DeadLetter]:
@@ -42,16 +29,8 @@ async def load(bootstrap: str, dlq_topic: str) -> list[DeadLetter]:
         todo = await kafka_io.spans(c, dlq_topic)
         async for r in kafka_io.read(c, dlq_topic, todo):
             try:
-                doc = orjson.loads(r.value)
-                dl = DeadLetter(
-                    doc["id"],
-                    doc["stage"],
-                    doc["reason"],
-                    doc["failed_at_ms"],
-                    doc["source"]["topic"],
-                    doc,
-                )
-            except (orjson.JSONDecodeError, KeyError, TypeError):
+                dl = DEAD_LETTER.decode(r.value or b"")
+            except msgspec.DecodeError:
                 continue  # not a dead letter of ours
             out.setdefault(dl.id, dl)
     finally:
@@ -76,8 +55,7 @@ async def redrive(bootstrap: str, letters: list[DeadLetter]) -> int:
     p = await kafka_io.producer(bootstrap)
     try:
         for d in letters:
-            key, value, headers = original_record(d.doc)
-            await p.send_and_wait(d.source_topic, value, key=key, headers=headers)
+            await p.send_and_wait(d.source.topic, d.value, key=d.key, headers=d.headers)
     finally:
         await p.stop()
     return len(letters)

@@ -12,10 +12,12 @@ from typing import Any
 
 import asyncpg
 import clickhouse_connect
+import msgspec
 import orjson
 from aiokafka.partitioner import DefaultPartitioner
 
-from domain.model import Checkout, transaction_key
+from domain.model import transaction_key
+from domain.records import Checkout
 from ops import kafka_io, reference
 from ops.errors import OpsError
 from pipeline.settings import Settings
@@ -54,7 +56,7 @@ def _normalized(r: Any) -> list[dict[str, Any]]:
         return [{"offset": r.offset, "error": f"{type(exc).__name__}: {exc}"}]
     return [
         {"offset": r.offset, "type": "checkout" if isinstance(rec, Checkout) else "event"}
-        | rec.to_dict()
+        | msgspec.to_builtins(rec)
         for rec in records
     ]
 

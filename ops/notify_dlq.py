@@ -8,14 +8,13 @@ to that endpoint is skipped (it would reach the receiver after the newer one) un
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 
 import asyncpg
 import orjson
 
+from domain.records import DeadLetter
 from ops import dlq
-from ops.dlq import DeadLetter
 from ops.errors import OpsError
 
 REDRIVE = """
@@ -45,10 +44,9 @@ async def load(bootstrap: str, topic: str) -> list[DeadLetter]:
 
 def delivery(d: DeadLetter) -> dict[str, object]:
     """The delivery a notification dead letter carries (its value)."""
-    key_value = d.doc.get("value")
-    if not key_value:
+    if not d.value:
         raise OpsError(f"dead letter {d.id} carries no delivery")
-    doc = orjson.loads(base64.b64decode(key_value))
+    doc = orjson.loads(d.value)
     if not isinstance(doc, dict):
         raise OpsError(f"dead letter {d.id} carries no delivery")
     return doc

@@ -23,11 +23,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import clickhouse_connect
-import orjson
-from aiokafka import ConsumerRecord
 
-from domain.model import parse_iso
-from domain.step import Entry
+from domain.records import SNAPSHOT, TRANSITION, Entry, Snapshot, Transition
 from ops import kafka_io
 from ops.errors import OpsError
 from ops.phases import timed
@@ -85,14 +82,14 @@ def fold_raw(
     ttl_ms: int,
     max_state_bytes: int,
     batch: int = 500,
-) -> tuple[dict[bytes, bytes], list[dict[str, Any]], int]:
+) -> tuple[dict[bytes, bytes], list[Transition], int]:
     """The worker's own chain (``streams.flow.process``) over raw records, batch by batch:
     each payment's last ``payments.state`` snapshot by payment key, the transition of each
     distinct event as first applied, and the dead-letter count. Records are taken as keyed
     by their payment (a rebuild reads them all, so re-routing has nothing to add)."""
     entries: dict[bytes, Entry] = {}
     snapshots: dict[bytes, bytes] = {}
-    transitions: list[dict[str, Any]] = []
+    transitions: list[Transition] = []
     dead = 0
     for start in range(0, len(records), batch):
         chunk = [_Raw(v, h, start + i) for i, (v, h) in enumerate(records[start : start + batch])]
@@ -106,8 +103,8 @@ def fold_raw(
         )
         entries.update((key, w.entry) for key, w in out.payments.items())
         snapshots.update((key, w.snapshot) for key, w in out.payments.items())
-        docs = (orjson.loads(v) for _, v in out.transitions)
-        transitions += (d for d in docs if d["outcome"] != "duplicate")
+        docs = (TRANSITION.decode(v) for _, v in out.transitions)
+        transitions += (d for d in docs if d.outcome != "duplicate")
         dead += len(out.dead)
     return snapshots, transitions, dead
 
@@ -174,7 +171,7 @@ def _event(event_id: str, provider: str, external_id: str, *rest: Any) -> tuple[
     )
 
 
-def _rebuilt_events(transitions: list[dict[str, Any]]) -> Rows:
+def _rebuilt_events(transitions: list[Transition]) -> Rows:
     """Each distinct event as first applied, by (provider, event id). Its value is a tuple of
     rows, one per payment that claims the event id: a provider that reuses an event id for
     two payments (hostile, or broken) gets both applied, each in its own payment, but
@@ -184,19 +181,18 @@ def _rebuilt_events(transitions: list[dict[str, Any]]) -> Rows:
     for t in transitions:
         # without a provider time (CoinPayments) an event's time is its first receipt: which
         # delivery the worker saw first, an arrival order, so not compared
-        own = t.get("provider_time", True)
-        ms = int(parse_iso(t["occurred_at"]).timestamp() * 1000) if own else None
+        ms = int(t.occurred_at.timestamp() * 1000) if t.provider_time else None
         row = _event(
-            t["event_id"],
-            t["provider"],
-            t["external_id"],
-            t["status"],
-            t["provider_status"],
-            t["amount"],
-            t["currency"],
+            t.event_id,
+            t.provider,
+            t.external_id,
+            t.status.value,
+            t.provider_status,
+            t.amount,
+            t.currency,
             ms,
         )
-        out.setdefault((t["provider"], t["event_id"]), {}).setdefault(t["external_id"], row)
+        out.setdefault((t.provider, t.event_id), {}).setdefault(t.external_id, row)
     return {key: tuple(claims.values()) for key, claims in out.items()}
 
 
@@ -242,15 +238,10 @@ async def _read_raw(
     return records
 
 
-async def _write(dsn: str, snapshots: list[bytes], transitions: list[dict[str, Any]]) -> None:
+async def _write(dsn: str, snapshots: list[bytes], transitions: list[Transition]) -> None:
     """Through the live Postgres sink, in batches as it gets them from Kafka."""
-    records = [
-        ConsumerRecord("payments.state", 0, i, 0, 0, None, v, None, 0, 0, [])
-        for i, v in enumerate(snapshots)
-    ] + [
-        ConsumerRecord("payments.transitions", 0, i, 0, 0, None, orjson.dumps(t), None, 0, 0, [])
-        for i, t in enumerate(transitions)
-    ]
+    records: list[Snapshot | Transition] = [SNAPSHOT.decode(v) for v in snapshots]
+    records += transitions
     sink = PostgresSink(dsn, "payments.transitions")
     await sink.start()
     try:

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from tenacity import RetryCallState
@@ -27,14 +27,22 @@ log = logging.getLogger("sinks")
 
 
 DeadLetter = Callable[[ConsumerRecord, str], Awaitable[None]]
+R = TypeVar("R")
 
 
-class Sink(Protocol):
+class Sink(Protocol[R]):
+    """Takes the records of its topics decoded (``decode``, once per Kafka record) and writes
+    them in batches."""
+
     name: str
 
     async def start(self) -> None: ...
 
-    async def write(self, records: Sequence[ConsumerRecord]) -> None:
+    def decode(self, record: ConsumerRecord) -> R:
+        """The record's typed value; ``ValueError`` when it is not one (it is dead-lettered)."""
+        ...
+
+    async def write(self, records: Sequence[R]) -> None:
         """Write one batch durably as one commit, or raise SinkUnavailable."""
         ...
 
@@ -42,7 +50,8 @@ class Sink(Protocol):
 
 
 class ListSink:
-    """In-memory double: keeps every batch it was given; can be told to fail."""
+    """In-memory double: keeps every batch it was given (its records decode to themselves);
+    can be told to fail, to refuse some values, and that some values are unreadable."""
 
     name = "list"
 
@@ -50,9 +59,15 @@ class ListSink:
         self.batches: list[list[ConsumerRecord]] = []
         self.fail_next = 0
         self.refuse: set[bytes] = set()  # record values the "database" refuses
+        self.unreadable: set[bytes] = set()  # record values ``decode`` cannot read
 
     async def start(self) -> None:
         return None
+
+    def decode(self, record: ConsumerRecord) -> ConsumerRecord:
+        if record.value in self.unreadable:
+            raise ValueError("told it is unreadable")
+        return record
 
     async def write(self, records: Sequence[ConsumerRecord]) -> None:
         if self.fail_next:
@@ -67,7 +82,7 @@ class ListSink:
 
 
 async def run_sink(
-    sink: Sink,
+    sink: Sink[R],
     consumer: AIOKafkaConsumer,
     batch_size: int,
     flush_interval_ms: int,
@@ -82,9 +97,10 @@ async def run_sink(
     ``batch_size``): fewer, larger writes, for a store where each write costs more than the
     records in it (ClickHouse: a dedup lookup, inserts, materialized views, a part to merge).
 
-    A batch the database refuses for its data (``RecordRefused``) is written record by
-    record; each record refused on its own goes to ``dead_letter`` with the reason, and the
-    partition moves on. Without ``dead_letter`` such a batch stops the loop."""
+    A record ``sink.decode`` cannot read goes to ``dead_letter`` with the reason. A batch the
+    database refuses for its data (``RecordRefused``) is written record by record; each record
+    refused on its own goes to ``dead_letter`` with the reason, and the partition moves on.
+    Without ``dead_letter`` such a record or batch stops the loop."""
     try:
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=flush_interval_ms, max_records=batch_size)
@@ -93,20 +109,50 @@ async def run_sink(
                 continue
             if linger_ms:
                 records += await _more(consumer, batch_size - len(records), linger_ms, stop)
-            try:
-                await _write_until_done(sink, consumer, records, backoff, stop)
-            except RecordRefused as exc:
-                if dead_letter is None:
-                    raise
-                log.warning("sink %s refused a batch, isolating the record: %s", sink.name, exc)
-                for r in records:
-                    try:
-                        await _write_until_done(sink, consumer, [r], backoff, stop)
-                    except RecordRefused as one:
-                        await dead_letter(r, str(one))
+            decoded = await _decode(sink, records, dead_letter)
+            if decoded:
+                await _write_batch(sink, consumer, decoded, backoff, stop, dead_letter)
             await consumer.commit(_next_offsets(records))
     finally:
         await sink.close()
+
+
+async def _write_batch(
+    sink: Sink[R],
+    consumer: AIOKafkaConsumer,
+    decoded: list[tuple[ConsumerRecord, R]],
+    backoff: Backoff,
+    stop: asyncio.Event,
+    dead_letter: DeadLetter | None,
+) -> None:
+    try:
+        await _write_until_done(sink, consumer, [v for _, v in decoded], backoff, stop)
+    except RecordRefused as exc:
+        if dead_letter is None:
+            raise
+        log.warning("sink %s refused a batch, isolating the record: %s", sink.name, exc)
+        for r, v in decoded:
+            try:
+                await _write_until_done(sink, consumer, [v], backoff, stop)
+            except RecordRefused as one:
+                await dead_letter(r, str(one))
+
+
+async def _decode(
+    sink: Sink[R], records: list[ConsumerRecord], dead_letter: DeadLetter | None
+) -> list[tuple[ConsumerRecord, R]]:
+    """Each record with its decoded value; one that cannot be read is dead-lettered."""
+    out = []
+    for r in records:
+        try:
+            out.append((r, sink.decode(r)))
+        except ValueError as exc:
+            reason = f"{sink.name}: undecodable record: {type(exc).__name__}: {exc}"
+            if dead_letter is None:
+                raise RecordRefused(reason) from exc
+            log.warning("sink %s cannot read %s:%s:%s", sink.name, r.topic, r.partition, r.offset)
+            await dead_letter(r, reason)
+    return out
 
 
 async def _more(
@@ -125,9 +171,9 @@ async def _more(
 
 
 async def _write_until_done(
-    sink: Sink,
+    sink: Sink[R],
     consumer: AIOKafkaConsumer,
-    records: list[ConsumerRecord],
+    records: list[R],
     backoff: Backoff,
     stop: asyncio.Event,
 ) -> None:
@@ -154,7 +200,7 @@ async def _write_until_done(
     log.debug("sink %s wrote %d records in %.1f ms", sink.name, len(records), elapsed * 1000)
 
 
-async def start_sink(sink: Sink, backoff: Backoff, stop: asyncio.Event) -> None:
+async def start_sink(sink: Sink[R], backoff: Backoff, stop: asyncio.Event) -> None:
     """Start a sink (connect, migrate), retrying while its database is unreachable; returns
     unstarted when ``stop`` is set meanwhile."""
     metrics.register(sink.name)

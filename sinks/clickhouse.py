@@ -9,20 +9,17 @@ crash between insert and commit could still double.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
-import orjson
 from aiokafka import ConsumerRecord
 from clickhouse_connect import get_async_client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from domain.model import parse_iso
+from domain.records import DEAD_LETTER, TRANSITION, DeadLetter, Transition
 from sinks.ch_schema import DDL, LEGACY, backfills
-from sinks.errors import RecordRefused, SinkUnavailable
+from sinks.errors import SinkUnavailable
 
 EVENT_COLUMNS = [
     "event_id",
@@ -47,6 +44,7 @@ EVENT_COLUMNS = [
     "version",
     "raw_id",
 ]
+Record = Transition | DeadLetter
 DLQ_COLUMNS = [
     "id",
     "source_topic",
@@ -63,68 +61,56 @@ def _ms(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-def _decimal(text: str | None) -> Decimal | None:
-    return None if text is None else Decimal(text)
-
-
-def event_row(t: dict[str, Any]) -> list[Any]:
-    received = parse_iso(t["received_at"]) if t.get("received_at") else parse_iso(t["occurred_at"])
+def event_row(t: Transition) -> list[Any]:
     return [
-        t["event_id"],
-        t["provider"],
-        t["external_id"],
-        t["status"],
-        t.get("effective_status", t["to_status"]),
-        t["from_status"],
-        t["to_status"],
-        t["applied"],
-        t["note"],
-        t["provider_status"],
-        _decimal(t["amount"]),
-        t["currency"],
-        _decimal(t.get("payment_amount")),
-        t.get("payment_currency"),
-        t["order_id"],
-        parse_iso(t["occurred_at"]),
-        bool(t.get("provider_time", True)),
-        received,
-        _ms(t["processed_at_ms"]),
-        t["version"],
-        t.get("raw_id", ""),
+        t.event_id,
+        t.provider,
+        t.external_id,
+        t.status.value,
+        (t.effective or t.to_status).value,
+        t.from_status.value,
+        t.to_status.value,
+        t.applied,
+        t.note,
+        t.provider_status,
+        t.amount,
+        t.currency,
+        t.payment_amount,
+        t.payment_currency,
+        t.order_id,
+        t.occurred_at,
+        t.provider_time,
+        t.received_at or t.occurred_at,
+        _ms(t.processed_at_ms),
+        t.version,
+        t.raw_id,
     ]
 
 
 DELIVERY_COLUMNS = ["delivery_id", "provider", "event_id", "outcome", "received_at", "processed_at"]
 
 
-def delivery_row(t: dict[str, Any]) -> list[Any]:
+def delivery_row(t: Transition) -> list[Any]:
     return [
-        t["delivery_id"],
-        t["provider"],
-        t["event_id"],
-        t["outcome"],
-        _ms(t["delivery_received_at_ms"]),
-        _ms(t["processed_at_ms"]),
+        t.delivery_id,
+        t.provider,
+        t.event_id,
+        t.outcome,
+        _ms(t.delivery_received_at_ms),
+        _ms(t.processed_at_ms),
     ]
 
 
-def dlq_delivery_row(d: dict[str, Any]) -> list[Any] | None:
+def dlq_delivery_row(d: DeadLetter) -> list[Any] | None:
     """A dead letter of a raw webhook is a delivery too, with outcome ``dead_letter``."""
-    meta = {k: base64.b64decode(v).decode(errors="replace") for k, v in d.get("headers", [])}
+    meta = {k: v.decode(errors="replace") for k, v in d.headers}
     if "id" not in meta:
         return None
     try:
-        received = _ms(int(meta.get("received-at-ms", d["failed_at_ms"])))
+        received = _ms(int(meta.get("received-at-ms", d.failed_at_ms)))
     except ValueError:
-        received = _ms(d["failed_at_ms"])
-    return [
-        meta["id"],
-        meta.get("provider", ""),
-        "",
-        "dead_letter",
-        received,
-        _ms(d["failed_at_ms"]),
-    ]
+        received = _ms(d.failed_at_ms)
+    return [meta["id"], meta.get("provider", ""), "", "dead_letter", received, _ms(d.failed_at_ms)]
 
 
 MAX_PARAM_BYTES = 64 * 1024  # ClickHouse refuses an HTTP form field over 128 KiB
@@ -142,21 +128,21 @@ def _chunks(keys: list[str]) -> list[list[str]]:
     return out if out[0] else []
 
 
-def dlq_row(d: dict[str, Any]) -> list[Any]:
+def dlq_row(d: DeadLetter) -> list[Any]:
     provider = ""
-    for k, v in d.get("headers", []):
+    for k, v in d.headers:
         if k == "provider":
-            provider = base64.b64decode(v).decode(errors="replace")
-    src = d["source"]
+            provider = v.decode(errors="replace")
+    src = d.source
     return [
-        d["id"],
-        src["topic"],
-        src["partition"],
-        src["offset"],
-        d["stage"],
-        d["reason"],
+        d.id,
+        src.topic,
+        src.partition,
+        src.offset,
+        d.stage,
+        d.reason,
         provider,
-        _ms(d["failed_at_ms"]),
+        _ms(d.failed_at_ms),
     ]
 
 
@@ -211,25 +197,24 @@ class ClickHouseSink:
             self._client = client
         return self._client
 
-    async def write(self, records: Sequence[ConsumerRecord]) -> None:
+    def decode(self, record: ConsumerRecord) -> Record:
+        if record.topic == self._dlq_topic:
+            return DEAD_LETTER.decode(record.value or b"")
+        return TRANSITION.decode(record.value or b"")
+
+    async def write(self, records: Sequence[Record]) -> None:
         events: dict[str, list[Any]] = {}
         deliveries: dict[str, list[Any]] = {}
         dead: dict[str, list[Any]] = {}
-        try:
-            for r in records:
-                doc = orjson.loads(r.value)
-                if r.topic == self._dlq_topic:
-                    dead.setdefault(doc["id"], dlq_row(doc))
-                    if (row := dlq_delivery_row(doc)) is not None:
-                        deliveries.setdefault(row[0], row)
-                else:
-                    events.setdefault(doc["event_id"], event_row(doc))
-                    if doc.get("delivery_id"):
-                        deliveries.setdefault(doc["delivery_id"], delivery_row(doc))
-        except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
-            raise RecordRefused(
-                f"clickhouse: undecodable record: {type(exc).__name__}: {exc}"
-            ) from exc
+        for r in records:
+            if isinstance(r, DeadLetter):
+                dead.setdefault(r.id, dlq_row(r))
+                if (row := dlq_delivery_row(r)) is not None:
+                    deliveries.setdefault(row[0], row)
+            else:
+                events.setdefault(r.event_id, event_row(r))
+                if r.delivery_id:
+                    deliveries.setdefault(r.delivery_id, delivery_row(r))
         try:
             client = await self._ensure()
             providers = sorted({row[1] for row in events.values()})

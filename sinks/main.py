@@ -8,11 +8,12 @@ import os
 import signal
 import sys
 import time
+from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from domain.dlq import dead_letter
+from domain.records import encode
 from pipeline.logs import configure_logging
 from pipeline.retry import Backoff
 from pipeline.settings import ConfigError, Settings, load_settings
@@ -41,7 +42,7 @@ def _consumer(settings: Settings, group: str, *topics: str) -> AIOKafkaConsumer:
 
 async def serve(settings: Settings) -> None:
     t, cfg = settings.topics, settings.sinks
-    pairs: list[tuple[Sink, AIOKafkaConsumer, int]] = [
+    pairs: list[tuple[Sink[Any], AIOKafkaConsumer, int]] = [
         (
             PostgresSink(settings.postgres.dsn.get_secret_value(), t.transitions),
             _consumer(settings, "sink-postgres", t.state, t.transitions),
@@ -124,7 +125,7 @@ def dead_letters(producer: AIOKafkaProducer, sink: str, dlq_topic: str) -> DeadL
             headers=list(r.headers or []),
             failed_at_ms=int(time.time() * 1000),
         )
-        await producer.send_and_wait(dlq_topic, orjson.dumps(record), key=r.key)
+        await producer.send_and_wait(dlq_topic, encode(record), key=r.key)
 
     return send
 

@@ -16,10 +16,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
-import orjson
 from aiokafka import ConsumerRecord
 
-from domain.model import parse_iso
+from domain.records import SNAPSHOT, TRANSITION, Snapshot, Transition
 from sinks.errors import POSTGRES_DOWN, RecordRefused, SinkUnavailable
 from sinks.pg_schema import migrate
 
@@ -83,19 +82,20 @@ _REFUSED = (
     asyncpg.DataError,
     asyncpg.IntegrityConstraintViolationError,
     asyncpg.ProgramLimitExceededError,
-    ValueError,  # orjson.JSONDecodeError and bad timestamps included
+    ValueError,
     KeyError,
     TypeError,
 )
 
+Record = Snapshot | Transition
 
-def newest_snapshots(records: Sequence[ConsumerRecord]) -> list[dict[str, Any]]:
+
+def newest_snapshots(snaps: Sequence[Snapshot]) -> list[Snapshot]:
     """The highest-version snapshot per payment in the batch (pure)."""
-    best: dict[tuple[str, str], dict[str, Any]] = {}
-    for r in records:
-        snap = orjson.loads(r.value)
-        key = (snap["provider"], snap["external_id"])
-        if key not in best or best[key]["version"] < snap["version"]:
+    best: dict[tuple[str, str], Snapshot] = {}
+    for snap in snaps:
+        key = (snap.provider, snap.external_id)
+        if key not in best or best[key].version < snap.version:
             best[key] = snap
     return list(best.values())
 
@@ -104,69 +104,62 @@ def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
     return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
 
 
-def tx_rows(snaps: list[dict[str, Any]]) -> list[list[Any]]:
+def tx_rows(snaps: list[Snapshot]) -> list[list[Any]]:
     rows = []
     for s in snaps:
-        c = s.get("checkout") or {}
+        c = s.checkout
         rows.append(
             (
-                s["provider"],
-                s["external_id"],
-                s["status"],
-                s["amount"],
-                s["currency"],
-                s["order_id"],
-                c.get("amount"),
-                c.get("currency"),
-                s["late"],
-                s["version"],
-                parse_iso(s["updated_at"]),
+                s.provider,
+                s.external_id,
+                s.status.value,
+                s.amount,
+                s.currency,
+                s.order_id,
+                None if c is None else c.amount,
+                None if c is None else c.currency,
+                s.late,
+                s.version,
+                s.updated_at,
             )
         )
     return _columns(rows, 11)
 
 
-def history_rows(transitions: Sequence[dict[str, Any]]) -> list[list[Any]]:
+def history_rows(transitions: Sequence[Transition]) -> list[list[Any]]:
     """One row per event id, from its first transition in the batch: an upsert may not touch
     a row twice (two payments may even carry the same provider event id: a sender's bug, or
     a hostile one), and the first transition is the one as first applied."""
     rows: dict[str, tuple[Any, ...]] = {}
     for t in transitions:
-        if t["event_id"] in rows:
+        if t.event_id in rows:
             continue
-        rows[t["event_id"]] = (
-            t["event_id"],
-            t["provider"],
-            t["external_id"],
-            t["status"],
-            t.get("effective_status") or t["to_status"],
-            t["applied"],
-            t["note"],
-            t["provider_status"],
-            t["amount"],
-            t["currency"],
-            parse_iso(t["occurred_at"]),
-            parse_iso(t["received_at"]) if t.get("received_at") else None,
-            t["version"],
-            t["from_status"],
-            t["to_status"],
-            t.get("reference"),
+        rows[t.event_id] = (
+            t.event_id,
+            t.provider,
+            t.external_id,
+            t.status.value,
+            (t.effective or t.to_status).value,
+            t.applied,
+            t.note,
+            t.provider_status,
+            t.amount,
+            t.currency,
+            t.occurred_at,
+            t.received_at,
+            t.version,
+            t.from_status.value,
+            t.to_status.value,
+            t.reference,
         )
     return _columns(list(rows.values()), 16)
 
 
-def checkout_rows(snaps: list[dict[str, Any]]) -> list[list[Any]]:
+def checkout_rows(snaps: list[Snapshot]) -> list[list[Any]]:
     rows = [
-        (
-            s["provider"],
-            s["external_id"],
-            c["order_id"],
-            c["amount"],
-            c["currency"],
-            parse_iso(c["created_at"]),
-        )
+        (s.provider, s.external_id, c.order_id, c.amount, c.currency, c.created_at)
         for s in snaps
-        if (c := s.get("checkout"))
+        if (c := s.checkout)
     ]
     return _columns(rows, 6)
 
@@ -207,12 +200,15 @@ class PostgresSink:
         types now, not on the first real batch (that took 750 ms on a fresh stack)."""
         await conn.execute(WRITE_BATCH, *tx_rows([]), *history_rows([]), *checkout_rows([]))
 
-    async def write(self, records: Sequence[ConsumerRecord]) -> None:
+    def decode(self, record: ConsumerRecord) -> Record:
+        if record.topic == self._transitions_topic:
+            return TRANSITION.decode(record.value or b"")
+        return SNAPSHOT.decode(record.value or b"")
+
+    async def write(self, records: Sequence[Record]) -> None:
         try:
-            snaps = newest_snapshots([r for r in records if r.topic != self._transitions_topic])
-            history = history_rows(
-                [orjson.loads(r.value) for r in records if r.topic == self._transitions_topic]
-            )
+            snaps = newest_snapshots([r for r in records if isinstance(r, Snapshot)])
+            history = history_rows([r for r in records if isinstance(r, Transition)])
             conn = await self._connection()
             await conn.execute(WRITE_BATCH, *tx_rows(snaps), *history, *checkout_rows(snaps))
         except POSTGRES_DOWN as exc:

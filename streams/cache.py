@@ -3,7 +3,7 @@ read from the store and decoded again (decision 0007)."""
 
 from __future__ import annotations
 
-from domain.step import Entry
+from domain.records import Entry
 
 
 class EntryCache:

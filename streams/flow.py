@@ -19,16 +19,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import orjson
+from msgspec.structs import replace
 
 from domain import step
 from domain.checkouts import parse_checkout
 from domain.dlq import dead_letter
-from domain.envelope import KIND_CHECKOUT, RawWebhook
 from domain.errors import NormalizeError, StateLimit
-from domain.model import Checkout, PaymentEvent
 from domain.providers import normalize
-from domain.step import Entry
+from domain.records import KIND_CHECKOUT, Checkout, Entry, PaymentEvent, RawWebhook, encode
 from streams import metrics
 
 Record = PaymentEvent | Checkout
@@ -124,9 +122,8 @@ def process(
     refused = set()
     for key, entry in entries.items():
         assert entry.state is not None  # any record processed leaves a state
-        doc = entry.state.snapshot()
-        snapshot = orjson.dumps(doc)
-        value = entry.encode(doc) if key in changed else None
+        snapshot = encode(entry.state.snapshot())
+        value = encode(entry) if key in changed else None
         if value is not None and len(value) > max_state_bytes:  # unchanged: stored, so within
             refused.add(key)
             why = StateLimit(f"payment state would grow to {len(value)} bytes")
@@ -144,27 +141,25 @@ def _apply(
     for record in records:
         outcome = step.process(entry, record, ttl_ms)
         entry, changed = outcome.entry, changed or outcome.changed
-        delivery = delivery_fields(record, outcome.duplicate, now_ms)
+        delivery = delivery_fields(record, now_ms)
         for eff in outcome.effects:
-            doc = {**eff.to_dict(), **delivery}
-            if not outcome.duplicate:
-                doc["outcome"] = "applied" if eff.applied else "refused"
-            effects.append(orjson.dumps(doc))
-            metrics.EVENTS_BY[doc["outcome"]].inc()
+            verdict = "duplicate" if outcome.duplicate else "applied" if eff.applied else "refused"
+            t = replace(eff, **delivery, outcome=verdict)
+            effects.append(encode(t))
+            metrics.EVENTS_BY[verdict].inc()
             if isinstance(record, PaymentEvent) and record.received_at is not None:
-                seconds = (now_ms - doc["delivery_received_at_ms"]) / 1000
+                seconds = (now_ms - t.delivery_received_at_ms) / 1000
                 metrics.latency(record.provider).observe(seconds)
     return entry, changed, effects
 
 
-def delivery_fields(record: Record, duplicate: bool, processed_ms: int) -> dict[str, Any]:
-    """Which delivery this transition record answers: one row of the ClickHouse ingest log."""
+def delivery_fields(record: Record, processed_ms: int) -> dict[str, Any]:
+    """Which delivery a transition record answers: one row of the ClickHouse ingest log."""
     received = getattr(record, "received_at", None)
     return {
         "delivery_id": getattr(record, "raw_id", ""),
         "delivery_received_at_ms": int(received.timestamp() * 1000) if received else processed_ms,
         "processed_at_ms": processed_ms,
-        "outcome": "duplicate" if duplicate else "applied",
     }
 
 
@@ -181,4 +176,4 @@ def _dead(m: Message, stage: str, exc: BaseException, now_ms: int) -> tuple[byte
         headers=headers_of(m),
         failed_at_ms=now_ms,
     )
-    return m.key or b"", orjson.dumps(record)
+    return m.key or b"", encode(record)

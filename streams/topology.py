@@ -25,7 +25,7 @@ from aiokafka.errors import KafkaError
 from faust.exceptions import ProducerSendError
 from faust.types import EventT
 
-from domain.step import Entry
+from domain.records import Entry, decode_entry
 from pipeline.retry import Backoff, retry
 from pipeline.settings import Settings
 from streams import flow
@@ -108,7 +108,7 @@ class Worker:
         entry = self.cache.get(key)
         if entry is None:
             with as_current(m):  # read the record's own store
-                entry = Entry.decode(self.table.get(key))
+                entry = decode_entry(self.table.get(key))
         return entry
 
     async def send(

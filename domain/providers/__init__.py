@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from domain.envelope import KIND_CHECKOUT, RawWebhook
 from domain.errors import NormalizeError
-from domain.model import PaymentEvent, from_epoch_ms, transaction_key
+from domain.model import from_epoch_ms, transaction_key
 from domain.providers import btcpay, coinbase, coinpayments, jwt, nowpayments, standard
 from domain.providers._json import load_object, text
+from domain.records import KIND_CHECKOUT, PaymentEvent, RawWebhook
 
 Normalizer = Callable[[RawWebhook], list[PaymentEvent]]
 PaymentId = Callable[[bytes], str]

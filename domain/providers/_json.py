@@ -79,7 +79,7 @@ def timestamp(value: Any, what: str) -> datetime:
             return datetime.fromtimestamp(float(value), tz=UTC)
         if isinstance(value, str) and value:
             ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+            return (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).astimezone(UTC)
     except (ValueError, OverflowError, OSError):
         pass
     raise NormalizeError(f"{what} is not a timestamp")

@@ -12,10 +12,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from domain.envelope import RawWebhook
 from domain.errors import NormalizeError
-from domain.model import PaymentEvent, Status
+from domain.model import Status
 from domain.providers._json import decimal, load_object, opt_text, text, timestamp
+from domain.records import PaymentEvent, RawWebhook
 
 # type -> (status, {flag: status when the flag is true}); the first true flag wins.
 TYPE_STATUS: dict[str, tuple[Status, dict[str, Status]]] = {

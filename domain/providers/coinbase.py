@@ -8,10 +8,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from domain.envelope import RawWebhook
 from domain.errors import NormalizeError
-from domain.model import PaymentEvent, Status
+from domain.model import Status
 from domain.providers._json import decimal, load_object, obj, opt_text, text, timestamp
+from domain.records import PaymentEvent, RawWebhook
 
 EVENT_STATUS = {
     "charge:created": Status.NEW,

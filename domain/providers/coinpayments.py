@@ -12,10 +12,10 @@ import re
 from datetime import datetime
 from urllib.parse import parse_qs
 
-from domain.envelope import RawWebhook
 from domain.errors import NormalizeError
-from domain.model import PaymentEvent, Status, from_epoch_ms
+from domain.model import Status, from_epoch_ms
 from domain.providers._json import decimal, opt_text, text
+from domain.records import PaymentEvent, RawWebhook
 
 _STATUS = re.compile(r"-?\d{1,4}")
 NOT_PAYMENTS = ("deposit", "withdrawal")  # wallet IPN types, not checkout payments

@@ -5,10 +5,9 @@ Dedup id: the body's ``id``. The bearer token itself is not kept: it is a creden
 
 from __future__ import annotations
 
-from domain.envelope import RawWebhook
-from domain.model import PaymentEvent
 from domain.providers._json import load_object, text
 from domain.providers.standard import generic_event
+from domain.records import PaymentEvent, RawWebhook
 
 
 def normalize(raw: RawWebhook) -> list[PaymentEvent]:

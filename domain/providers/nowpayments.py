@@ -17,10 +17,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from domain.envelope import RawWebhook
 from domain.errors import NormalizeError
-from domain.model import PaymentEvent, Status
+from domain.model import Status
 from domain.providers._json import decimal, opt_text, text, timestamp
+from domain.records import PaymentEvent, RawWebhook
 
 STATUS = {
     "waiting": Status.NEW,  # created, waiting for the customer to send funds

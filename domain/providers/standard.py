@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from domain.envelope import RawWebhook
 from domain.errors import NormalizeError
-from domain.model import PaymentEvent, Status
+from domain.model import Status
 from domain.providers._json import decimal, load_object, obj, opt_text, text, timestamp
+from domain.records import PaymentEvent, RawWebhook
 
 _DECIMAL = re.compile(r"[0-9]{1,30}(\.[0-9]{1,30})?")  # ASCII digits only
 

@@ -20,12 +20,13 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from domain import step
 from domain.checkouts import parse_checkout
-from domain.envelope import KIND_CHECKOUT, RawWebhook
 from domain.errors import NormalizeError
 from domain.providers import normalize
+from domain.records import KIND_CHECKOUT, SNAPSHOT, TRANSITION, Entry, RawWebhook, encode
 from ingest.intake import Unreadable, WrongMediaType, check_content_type, check_readable
 from ingest.verify import nowpayments
 from ingest.verify.base import SignatureError, Verifier
@@ -106,13 +107,13 @@ def assert_storable(rows: Any, where: str) -> None:
 def through_the_pipeline(raw: RawWebhook) -> None:
     """normalize -> dedup/state machine -> the sinks' rows, as the services chain it."""
     for record in normalize(raw):
-        outcome = step.process(step.Entry(), record, 7 * 24 * 3600 * 1000)
+        outcome = step.process(Entry(), record, 7 * 24 * 3600 * 1000)
         assert outcome.snapshot is not None
-        snap = json.loads(json.dumps(outcome.snapshot.to_dict()))
+        snap = SNAPSHOT.decode(encode(outcome.snapshot.snapshot()))
         assert_storable(postgres.tx_rows([snap]), "postgres transactions")
         for eff in outcome.effects:
-            t = {**eff.to_dict(), **delivery_fields(record, False, int(time.time() * 1000))}
-            t = json.loads(json.dumps(t))
+            t = replace(eff, **delivery_fields(record, int(time.time() * 1000)))
+            t = TRANSITION.decode(encode(t))
             assert_storable(postgres.history_rows([t]), "postgres transaction_events")
             assert_storable(clickhouse.event_row(t), "clickhouse")
 
@@ -237,8 +238,8 @@ def test_checkout_records_refuse_only_as_data(body: bytes) -> None:
         checkout = parse_checkout(raw)
     except NormalizeError:
         return
-    outcome = step.process(step.Entry(), checkout, 1000)
+    outcome = step.process(Entry(), checkout, 1000)
     assert outcome.snapshot is not None
-    snap = json.loads(json.dumps(outcome.snapshot.to_dict()))
+    snap = SNAPSHOT.decode(encode(outcome.snapshot.snapshot()))
     assert_storable(postgres.checkout_rows([snap]), "postgres checkouts")
     assert_storable(postgres.tx_rows([snap]), "postgres transactions")

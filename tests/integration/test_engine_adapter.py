@@ -12,7 +12,7 @@ import httpx
 import orjson
 
 from domain.model import transaction_key
-from domain.step import Entry
+from domain.records import Entry
 from ops import kafka_io
 from pipeline.settings import Settings
 from stack import launcher

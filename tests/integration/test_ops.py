@@ -20,7 +20,7 @@ import orjson
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from domain.dlq import dead_letter
-from domain.envelope import RawWebhook
+from domain.records import RawWebhook, encode
 from ops import kafka_io
 from pipeline.settings import Settings
 from sinks.clickhouse import ClickHouseSink
@@ -122,17 +122,17 @@ async def test_a_dead_letter_is_redriven_after_its_cause_is_fixed(
     )
     p = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap)
     await p.start()
-    await p.send_and_wait(settings.topics.dlq, orjson.dumps(record), key=raw.id.encode())
+    await p.send_and_wait(settings.topics.dlq, encode(record), key=raw.id.encode())
     await p.stop()
 
     listed = pipeline(stack, "dlq", "list", "--json", "--limit", "1000")
     assert listed.returncode == 0, listed.stderr
-    assert record["id"] in {d["id"] for d in orjson.loads(listed.stdout)}
-    shown = pipeline(stack, "dlq", "show", record["id"])
+    assert record.id in {d["id"] for d in orjson.loads(listed.stdout)}
+    shown = pipeline(stack, "dlq", "show", record.id)
     assert shown.returncode == 0 and "broker unavailable" in shown.stdout and ext in shown.stdout
     assert await pg.fetchval("SELECT count(*) FROM transactions WHERE external_id = $1", ext) == 0
 
-    redriven = pipeline(stack, "dlq", "redrive", record["id"])
+    redriven = pipeline(stack, "dlq", "redrive", record.id)
     assert redriven.returncode == 0, redriven.stderr
     assert "redrove 1" in redriven.stdout
 
@@ -182,7 +182,8 @@ async def test_rebuild_from_the_raw_topic_matches_live_postgres_and_clickhouse(
     finally:  # put the rows back: the same transitions again, from the topic
         restore = ClickHouseSink(stack.clickhouse_url, "default", "default", "", "dlq")
         await restore.start()
-        await restore.write(await transitions_of(stack, settings, pays[0]))
+        found = await transitions_of(stack, settings, pays[0])
+        await restore.write([restore.decode(r) for r in found])
         await restore.close()
 
     # a failure half-way (ClickHouse unreachable) still removes the scratch database

@@ -11,7 +11,7 @@ import httpx
 import orjson
 import pytest
 
-from domain.model import PaymentEvent
+from domain.records import PaymentEvent
 from pipeline.settings import Settings
 from testing.traffic import payments, requests
 from tests.auth import api_token

@@ -20,7 +20,7 @@ from pipeline.settings import Settings
 from sinks.base import run_sink
 from sinks.clickhouse import ClickHouseSink
 from sinks.pg_schema import migrate
-from sinks.postgres import PostgresSink
+from sinks.postgres import PostgresSink, Record
 from stack import launcher
 from testing.traffic import payments, requests
 from tests.integration.test_stream_semantics import assert_converged, send
@@ -115,10 +115,12 @@ async def test_an_older_version_never_moves_a_row_backward(stack: launcher.Stack
     sink = PostgresSink(dsn)
     ext = f"ver-{uuid.uuid4().hex[:8]}"
 
-    def snap(version: int, status: str) -> ConsumerRecord:
+    def snap(version: int, status: str) -> Record:
         doc = snapshot(ext, status, version)
-        return ConsumerRecord(
-            "payments.state", 0, version, 0, 0, ext.encode(), orjson.dumps(doc), None, 0, 0, []
+        return sink.decode(
+            ConsumerRecord(
+                "payments.state", 0, version, 0, 0, ext.encode(), orjson.dumps(doc), None, 0, 0, []
+            )
         )
 
     await sink.start()
@@ -143,7 +145,7 @@ async def test_the_checkouts_row_keeps_the_earliest_registration(
     sink = PostgresSink(dsn)
     ext = f"reg-{uuid.uuid4().hex[:8]}"
 
-    def snap(version: int, at: str, order_id: str) -> ConsumerRecord:
+    def snap(version: int, at: str, order_id: str) -> Record:
         checkout = {
             "provider": "standard",
             "external_id": ext,
@@ -153,8 +155,10 @@ async def test_the_checkouts_row_keeps_the_earliest_registration(
             "created_at": f"2026-11-01T00:00:{at}Z",
         }
         doc = {**snapshot(ext, "new", version), "checkout": checkout}
-        return ConsumerRecord(
-            "payments.state", 0, version, 0, 0, ext.encode(), orjson.dumps(doc), None, 0, 0, []
+        return sink.decode(
+            ConsumerRecord(
+                "payments.state", 0, version, 0, 0, ext.encode(), orjson.dumps(doc), None, 0, 0, []
+            )
         )
 
     async def registered() -> str:
@@ -243,8 +247,9 @@ async def test_a_large_batch_goes_through_clickhouse_once(
     assert len(trans) > 5000
     sink = ClickHouseSink(stack.clickhouse_url, "big_batch", "default", "", "dlq")
     await sink.start()
-    await sink.write(trans)
-    await sink.write(trans)  # a redelivered batch adds nothing
+    decoded = [sink.decode(r) for r in trans]
+    await sink.write(decoded)
+    await sink.write(decoded)  # a redelivered batch adds nothing
     await sink.close()
     got = ch.query("SELECT count(), uniqExact(event_id) FROM big_batch.payment_events").result_rows[
         0

@@ -18,8 +18,8 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from domain.envelope import RawWebhook
 from domain.model import transaction_key
+from domain.records import RawWebhook
 from pipeline.settings import Settings
 from stack import launcher
 from testing.traffic import Payment, Request, payments, requests

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from bench import rebuild_bench
-from domain.envelope import KIND_WEBHOOK, RawWebhook
 from domain.providers import normalize, payment_key
+from domain.records import KIND_WEBHOOK, RawWebhook
 from pipeline.settings import Settings
 
 

@@ -22,11 +22,10 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from domain.checkouts import parse_checkout
-from domain.envelope import KIND_CHECKOUT, RawWebhook
 from domain.machine import apply, checkout_order, order_key, register_checkout
-from domain.model import PROVIDERS, Checkout, PaymentEvent, Status
+from domain.model import PROVIDERS, Status
 from domain.providers import normalize
-from domain.state import TxState
+from domain.records import KIND_CHECKOUT, Checkout, PaymentEvent, RawWebhook, TxState
 from pipeline.settings import (
     CoinPaymentsProvider,
     JwtKey,
@@ -36,6 +35,7 @@ from pipeline.settings import (
 )
 from testing.traffic import CURRENCIES, SCENARIOS
 from testing.webhooks import SUPPORTED, SampleEvent, redelivery, signed_request
+from tests.unit.domain.origins import converged
 
 NOW = 1_790_000_000.0  # signing time of the timed schemes (standard, jwt): fixed, deterministic
 T0 = datetime(2026, 9, 1, tzinfo=UTC)
@@ -131,7 +131,7 @@ def test_any_arrival_order_with_duplicates_converges(data: st.DataObject) -> Non
     assert expected.status == Status(payment.chain[-1])
     assert all(a.applied for a in expected.events)
     shuffled = arrivals(data, payment.raws)
-    assert deliver(shuffled).to_dict(origins=False) == expected.to_dict(origins=False)
+    assert converged(deliver(shuffled)) == converged(expected)
 
 
 def checkout_for(payment: Payment, relation: str, currency: str, created_ms: int) -> Checkout:
@@ -168,7 +168,7 @@ def test_a_checkout_registered_anywhere_in_the_arrival_order_converges(
         assert expected.status == Status(payment.chain[-1])
     shuffled = arrivals(data, (c, *payment.raws))
     assert c in shuffled
-    assert deliver(shuffled).to_dict(origins=False) == expected.to_dict(origins=False)
+    assert converged(deliver(shuffled)) == converged(expected)
 
 
 @PROPERTY
@@ -190,7 +190,7 @@ def test_conflicting_checkout_registrations_converge_in_any_order(data: st.DataO
     expected = deliver([*checkouts, *payment.raws])
     assert expected.checkout == min(checkouts, key=checkout_order)
     shuffled = arrivals(data, (*checkouts, *payment.raws))
-    assert deliver(shuffled).to_dict(origins=False) == expected.to_dict(origins=False)
+    assert converged(deliver(shuffled)) == converged(expected)
 
 
 # ---- provider redeliveries: a new delivery, a new raw record, a later receipt ------------
@@ -201,7 +201,7 @@ TIMESTAMPED = tuple(p for p in PROVIDERS if p != "coinpayments")
 def business(state: TxState) -> dict[str, Any]:
     """The state without receipt metadata (``received_at``, ``raw_id``, ``updated_at``), which
     is that of whichever copy of an event was processed first."""
-    doc = state.to_dict(origins=False)
+    doc = converged(state)
     doc.pop("updated_at")
     for e in doc["events"]:
         e.pop("received_at")
@@ -274,9 +274,7 @@ def test_arbitrary_events_converge_to_the_fold_in_sorted_order(
     first: tuple[Record, ...] = (c,) if c else ()
     expected = deliver([*first, *sorted(events, key=order_key)])
     assert expected.version == len(first) + len(events)
-    assert deliver(arrivals(data, (*first, *events))).to_dict(origins=False) == expected.to_dict(
-        origins=False
-    )
+    assert converged(deliver(arrivals(data, (*first, *events)))) == converged(expected)
 
 
 # ---- a known gap --------------------------------------------------------------------------

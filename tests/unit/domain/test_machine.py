@@ -16,16 +16,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.errors import StateLimit
-from domain.machine import (
-    MAX_EVENTS,
-    MAX_REGISTRATIONS,
+from domain.machine import MAX_EVENTS, MAX_REGISTRATIONS, apply, register_checkout, restate
+from domain.model import Status
+from domain.records import (
+    Checkout,
+    Entry,
+    PaymentEvent,
+    Snapshot,
+    Transition,
     TxState,
-    apply,
-    register_checkout,
-    restate,
+    decode_entry,
+    encode,
 )
-from domain.model import Checkout, PaymentEvent, Status
 from testing.traffic import SCENARIOS
+from tests.unit.domain.origins import converged, without_origins
 
 S = Status
 T0 = datetime(2026, 9, 21, 12, 0, tzinfo=UTC)
@@ -174,7 +178,7 @@ def test_an_impossible_transition_is_recorded_and_not_applied(
     state, [effect] = apply(reached, event(after, 60))
     assert state.status is before
     last = state.events[-1]
-    assert (last.event.status, last.applied, last.effective) == (after, False, after)
+    assert (last.status, last.applied, last.effective) == (after, False, after)
     assert last.note == f"impossible transition {before} -> {after}"
     assert (effect.applied, effect.from_status, effect.to_status) == (False, before, before)
     assert effect.note == last.note
@@ -288,7 +292,7 @@ def test_registering_a_checkout_sets_the_expected_payment() -> None:
     assert state.checkout == c
     assert (state.status, state.version, state.updated_at) == (S.NEW, 1, c.created_at)
     assert (state.currency, state.order_id, state.amount) == ("USDC", "order-42", None)
-    assert state.to_dict()["checkout"]["amount"] == "12.50"
+    assert doc(state)["checkout"]["amount"] == "12.50"
 
 
 @pytest.mark.parametrize("paid", [S.CONFIRMED, S.COMPLETED])
@@ -304,7 +308,7 @@ def test_a_paid_event_is_reconciled_against_the_checkout(
     want = expected or paid
     assert state.status is want
     last = state.events[-1]
-    assert (last.event.status, last.effective, last.applied) == (paid, want, True)
+    assert (last.status, last.effective, last.applied) == (paid, want, True)
     assert state.amount == Decimal(amount)
 
 
@@ -349,7 +353,7 @@ def test_the_earliest_checkout_registration_wins_whichever_arrives_first() -> No
     paid = run(event(S.COMPLETED, 0, amount="12.50", currency="USDC"))
     one = register_checkout(register_checkout(paid, early), late)
     other = register_checkout(register_checkout(paid, late), early)
-    assert one.to_dict(origins=False) == other.to_dict(origins=False)
+    assert converged(one) == converged(other)
     assert one.checkout == early and one.overruled == (late,)
     assert one.status is S.COMPLETED and one.version == 3
     assert register_checkout(one, late) is one  # a repeat of the overruled one: nothing
@@ -378,23 +382,32 @@ def rich_state() -> TxState:
     )
 
 
-def test_to_dict_from_dict_round_trips_exactly() -> None:
+def doc(record: Entry | Snapshot | Transition) -> dict[str, Any]:
+    """A record's JSON value as plain data."""
+    d: dict[str, Any] = orjson.loads(encode(record))
+    return d
+
+
+def table_trip(state: TxState) -> TxState:
+    """The state written to the table and read back."""
+    back = decode_entry(encode(Entry(state))).state
+    assert back is not None
+    return back
+
+
+def test_the_table_value_round_trips_exactly() -> None:
     state = rich_state()
     assert state.late and not state.events[-1].applied and state.status is S.UNDERPAID
-    doc = state.to_dict()
-    back = TxState.from_dict(doc)
-    assert back == state
-    assert back.to_dict() == doc
-
-
-def test_the_round_trip_survives_json() -> None:
-    doc = rich_state().to_dict()
-    assert TxState.from_dict(orjson.loads(orjson.dumps(doc))).to_dict() == doc
+    value = encode(Entry(state, {"coinbase:e": 5}))
+    back = decode_entry(value)
+    assert back == Entry(state, {"coinbase:e": 5})
+    assert encode(back) == value
+    assert back.state is not None and back.state.event_count == len(state.events) == 5
 
 
 def test_a_checkout_only_state_round_trips() -> None:
     state = register_checkout(None, checkout())
-    assert TxState.from_dict(state.to_dict()) == state
+    assert table_trip(state) == state
 
 
 STATUSES = st.sampled_from(list(Status))
@@ -427,9 +440,9 @@ def test_any_state_round_trips(history: tuple[Checkout | None, list[PaymentEvent
         state, _ = apply(state, e)
     if state is None:
         return
-    doc: dict[str, Any] = orjson.loads(orjson.dumps(state.to_dict()))
-    assert TxState.from_dict(doc) == state
-    assert TxState.from_dict(doc).to_dict() == state.to_dict()
+    value = encode(Entry(state))
+    assert decode_entry(value).state == state
+    assert encode(decode_entry(value)) == value
 
 
 # ---- updated_at ---------------------------------------------------------------------------
@@ -491,7 +504,7 @@ def test_stages_stamped_in_one_second_fold_in_the_order_a_payment_lives_them(
     for arrival in (same_second, same_second[::-1], same_second[1:] + same_second[:1]):
         state = run(*arrival)
         assert state.status is stages[-1]
-        assert [a.event.status for a in state.events] == list(stages)
+        assert [a.status for a in state.events] == list(stages)
         assert all(a.applied for a in state.events)
 
 
@@ -506,7 +519,7 @@ def test_each_transition_carries_the_version_that_event_produced() -> None:
         versions.append(effect.version)
     assert versions == [1, 2, 3]
     assert state is not None
-    assert [e["version"] for e in state.to_dict()["events"]] == [1, 2, 3]
+    assert [e["version"] for e in doc(state)["events"]] == [1, 2, 3]
 
 
 def test_a_restated_transition_equals_the_original_even_after_a_late_earlier_event() -> None:
@@ -516,22 +529,22 @@ def test_a_restated_transition_equals_the_original_even_after_a_late_earlier_eve
     state, _ = apply(state, event(S.REFUNDED, 180, received=181))
     again = restate(state, completed.event_id)
     assert again is not None
-    assert again.to_dict() == first.to_dict()
+    assert doc(again) == doc(first)
     assert (first.from_status, first.to_status, first.version) == (S.NEW, S.COMPLETED, 1)
 
 
 def test_restating_survives_the_table_round_trip() -> None:
     state, (first,) = apply(None, event(S.PENDING, 0, received=1))
     state, _ = apply(state, event(S.COMPLETED, 60, received=61))
-    back = TxState.from_dict(orjson.loads(orjson.dumps(state.to_dict())))
-    again = restate(back, first.event.event_id)
-    assert again is not None and again.to_dict() == first.to_dict()
+    again = restate(table_trip(state), first.event_id)
+    assert again is not None and encode(again) == encode(first)
 
 
 def test_a_state_written_before_origins_were_kept_still_restates() -> None:
     state = run(event(S.PENDING, 0), event(S.COMPLETED, 60))
-    old = state.to_dict(origins=False)
-    again = restate(TxState.from_dict(old), event(S.PENDING, 0).event_id)
+    old = table_trip(without_origins(state))
+    assert all(a.origin is None for a in old.events)
+    again = restate(old, event(S.PENDING, 0).event_id)
     assert again is not None
     assert (again.from_status, again.to_status, again.version) == (S.COMPLETED, S.COMPLETED, 2)
 
@@ -541,8 +554,8 @@ def test_a_transition_carries_the_payment_amount_from_its_checkout_when_the_even
 ):
     state = register_checkout(None, checkout("12.50", "USDC"))
     state, (effect,) = apply(state, event(S.COMPLETED, 0))  # BTCPay's settled: no amount
-    assert effect.to_dict()["payment_amount"] == "12.50"
-    assert effect.to_dict()["payment_currency"] == "USDC"
+    assert doc(effect)["payment_amount"] == "12.50"
+    assert doc(effect)["payment_currency"] == "USDC"
 
 
 def test_a_transition_carries_the_paid_amount_once_an_event_states_it() -> None:
@@ -554,7 +567,7 @@ def test_a_transition_carries_the_paid_amount_once_an_event_states_it() -> None:
 
 def test_without_checkout_or_amount_a_transition_has_no_payment_amount() -> None:
     _, (effect,) = apply(None, event(S.PENDING, 0))
-    assert effect.to_dict()["payment_amount"] is None
+    assert doc(effect)["payment_amount"] is None
 
 
 # ---- bounds: one payment's data cannot grow without limit ----------------------------------

@@ -11,10 +11,10 @@ from urllib.parse import urlencode
 import pytest
 from pydantic import SecretStr
 
-from domain.envelope import RawWebhook
 from domain.errors import NormalizeError
-from domain.model import PaymentEvent, Status
+from domain.model import Status
 from domain.providers import NORMALIZERS, normalize
+from domain.records import PaymentEvent, RawWebhook
 from pipeline.settings import (
     CoinPaymentsProvider,
     JwtKey,

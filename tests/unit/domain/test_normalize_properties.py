@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from domain.envelope import RawWebhook
 from domain.errors import NormalizeError
-from domain.model import PaymentEvent, Status
+from domain.model import Status
 from domain.providers import normalize
+from domain.records import PaymentEvent, RawWebhook
 from pipeline.settings import (
     CoinPaymentsProvider,
     JwtKey,

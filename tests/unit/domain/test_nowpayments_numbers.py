@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from domain.envelope import RawWebhook
 from domain.errors import NormalizeError
 from domain.providers.nowpayments import normalize
+from domain.records import RawWebhook
 
 
 def ipn(payment_id: str, updated_at: str, amount: str = "12.5") -> RawWebhook:

@@ -11,7 +11,7 @@ import orjson
 import pytest
 from litestar.testing import TestClient
 
-from domain.envelope import KIND_CHECKOUT
+from domain.records import KIND_CHECKOUT
 from ingest.app import create_app
 from ingest.writer import MemoryWriter
 from pipeline.settings import Settings

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import orjson
 import pytest
 from rich.console import Console
 
+from domain.records import TRANSITION, Transition
 from ops import kafka_tools, rebuild
 from ops.cli_base import duration_s, human_ms, human_time, safe
 from ops.errors import OpsError
@@ -84,8 +86,10 @@ def test_a_replay_leaves_fausts_own_topics_alone() -> None:
     assert not internal("webhooks.raw") and not internal("payments.events")
 
 
-def _transition(event_id: str, external_id: str, status: str, provider_time: bool = True) -> dict:
-    return {
+def _transition(
+    event_id: str, external_id: str, status: str, provider_time: bool = True
+) -> Transition:
+    doc = {
         "event_id": event_id,
         "provider": "btcpay",
         "external_id": external_id,
@@ -95,7 +99,9 @@ def _transition(event_id: str, external_id: str, status: str, provider_time: boo
         "currency": "USDC",
         "occurred_at": "2026-12-02T18:29:43Z",
         "provider_time": provider_time,
+        **{"from_status": "new", "to_status": status, "applied": True, "note": "", "version": 1},
     }
+    return TRANSITION.decode(orjson.dumps(doc))
 
 
 def test_an_event_id_two_payments_claim_matches_the_one_clickhouse_kept() -> None:

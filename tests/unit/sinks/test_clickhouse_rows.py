@@ -20,8 +20,11 @@ def test_an_event_row_carries_the_payment_amount_the_pipeline_knew() -> None:
     from datetime import UTC, datetime
     from decimal import Decimal
 
+    from msgspec.structs import replace
+
     from domain import machine
-    from domain.model import PaymentEvent, Status
+    from domain.model import Status
+    from domain.records import PaymentEvent
     from sinks.clickhouse import EVENT_COLUMNS, event_row
 
     t0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -38,7 +41,7 @@ def test_an_event_row_carries_the_payment_amount_the_pipeline_knew() -> None:
     settled = PaymentEvent("btcpay:2", "btcpay", "inv-1", Status.COMPLETED, t0, "InvoiceSettled")
     state, _ = machine.apply(None, paid)
     _, (effect,) = machine.apply(state, settled)
-    record = {**effect.to_dict(), "processed_at_ms": 1_764_000_000_000}  # + delivery fields
+    record = replace(effect, processed_at_ms=1_764_000_000_000)  # + delivery fields
     row = dict(zip(EVENT_COLUMNS, event_row(record), strict=True))
     assert row["amount"] is None and row["currency"] is None
     assert row["payment_amount"] == Decimal("12.50") and row["payment_currency"] == "USDC"

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
+from domain.records import TRANSITION, Transition
 from sinks.postgres import history_rows
 
 
-def transition(external_id: str, version: int, event_id: str, **extra: Any) -> dict[str, Any]:
-    return {
+def transition(external_id: str, version: int, event_id: str, **extra: Any) -> Transition:
+    doc = {
         "event_id": event_id,
         "provider": "jwt",
         "external_id": external_id,
@@ -27,6 +30,7 @@ def transition(external_id: str, version: int, event_id: str, **extra: Any) -> d
         "outcome": "applied",
         **extra,
     }
+    return TRANSITION.decode(orjson.dumps(doc))
 
 
 def test_one_row_per_event_id_the_first_transition_wins() -> None:

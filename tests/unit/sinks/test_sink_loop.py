@@ -98,6 +98,23 @@ async def test_a_refused_record_is_isolated_and_dead_lettered_and_the_rest_lands
     assert consumer.commits == [{TP: 3}, {TP: 4}]  # the partition moved past the poison
 
 
+async def test_an_unreadable_record_is_dead_lettered_unwritten_and_the_batch_lands() -> None:
+    stop, sink = asyncio.Event(), ListSink()
+    garbage = ConsumerRecord(TP.topic, TP.partition, 1, 0, 0, b"k", b"garbage", None, 1, 1, [])
+    sink.unreadable = {b"garbage"}
+    consumer = FakeConsumer([[record(0), garbage, record(2)], [garbage]], stop)
+    dead: list[tuple[int, str]] = []
+
+    async def dead_letter(r: ConsumerRecord, reason: str) -> None:
+        dead.append((r.offset, reason))
+
+    await run_sink(sink, consumer, 100, 10, Backoff(0.001, 0.01, 0), stop, dead_letter)  # type: ignore[arg-type]
+    assert [[r.offset for r in b] for b in sink.batches] == [[0, 2]]  # one write, no garbage
+    reason = "list: undecodable record: ValueError: told it is unreadable"
+    assert dead == [(1, reason), (1, reason)]
+    assert consumer.commits == [{TP: 3}, {TP: 2}]  # a batch of garbage only: committed too
+
+
 async def test_without_a_dead_letter_writer_a_refused_batch_stops_the_loop() -> None:
     from sinks.errors import RecordRefused
 

@@ -12,8 +12,7 @@ from typing import Any
 
 import orjson
 
-from domain.envelope import RawWebhook
-from domain.step import Entry
+from domain.records import Entry, RawWebhook
 from streams import flow
 
 RECEIVED_MS = 1_790_000_000_000
