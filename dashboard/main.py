@@ -7,15 +7,14 @@ deadline for a request's headers (``ingest.headers_deadline``: a slowloris clien
 
 from __future__ import annotations
 
-import sys
-
 import uvicorn
 from litestar import Litestar
 
 from dashboard.app import create_app
 from ingest.headers_deadline import with_header_timeout
+from pipeline.entry import settings_or_exit
 from pipeline.logs import configure_logging
-from pipeline.settings import ConfigError, DashboardSettings, load_settings
+from pipeline.settings import DashboardSettings
 
 
 def uvicorn_config(app: Litestar, cfg: DashboardSettings) -> uvicorn.Config:
@@ -33,10 +32,7 @@ def uvicorn_config(app: Litestar, cfg: DashboardSettings) -> uvicorn.Config:
 
 
 def main() -> None:
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        sys.exit(f"pipeline-dashboard: {exc}")
+    settings = settings_or_exit("pipeline-dashboard")
     configure_logging(settings.log_level)
     uvicorn.Server(uvicorn_config(create_app(settings), settings.dashboard)).run()
 

@@ -17,7 +17,6 @@ overload is answered 503 by the app (``[ingest] max_inflight``).
 from __future__ import annotations
 
 import resource
-import sys
 from typing import Any
 
 import uvicorn
@@ -28,7 +27,8 @@ from granian.server import Server
 from granian.server.common import AbstractServer
 
 from ingest.headers_deadline import with_header_timeout
-from pipeline.settings import ConfigError, IngestSettings, load_settings
+from pipeline.entry import settings_or_exit
+from pipeline.settings import IngestSettings
 
 TARGET = "ingest.asgi:app_factory"
 #: the listen queue (Linux caps it at net.core.somaxconn, 4,096 by default)
@@ -82,10 +82,7 @@ def uvicorn_config(cfg: IngestSettings, target: str = TARGET) -> uvicorn.Config:
 
 
 def main() -> None:
-    try:
-        settings = load_settings()  # here first: a config error is one line, before any worker
-    except ConfigError as exc:
-        sys.exit(f"pipeline-ingest: {exc}")
+    settings = settings_or_exit("pipeline-ingest")  # a config error is one line, before any worker
     uvicorn.Server(uvicorn_config(settings.ingest)).run()
 
 

@@ -13,7 +13,6 @@ import contextlib
 import logging
 import os
 import signal
-import sys
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -29,9 +28,9 @@ from notify.http import Client
 from notify.intake import OutboxSink
 from notify.message import Endpoint
 from notify.schedule import Schedule
-from pipeline.logs import configure_logging
+from pipeline.entry import run_service
 from pipeline.retry import Backoff
-from pipeline.settings import ConfigError, NotifySettings, Settings, load_settings
+from pipeline.settings import NotifySettings, Settings
 from sinks.base import run_sink, start_sink
 from sinks.main import _consumer, dead_letters
 
@@ -132,13 +131,7 @@ async def _pool(
 
 
 def main() -> None:
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        sys.exit(f"pipeline-notify: {exc}")
-    configure_logging(settings.log_level)
-    metrics.serve(settings.notify.metrics_host, settings.notify.metrics_port)
-    asyncio.run(serve(settings))
+    run_service("pipeline-notify", serve, lambda s: (s.notify.metrics_host, s.notify.metrics_port))
 
 
 if __name__ == "__main__":

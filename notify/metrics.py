@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram
 
 QUEUED = Counter(
     "pipeline_notify_queued", "Deliveries offered to the outbox (a re-sent one is counted again)",
@@ -53,8 +53,3 @@ def register(url: str) -> None:
         metric.labels(e)
     for gauge in (BACKLOG, RETRYING, IN_FLIGHT):
         gauge.labels(e).set(0)
-
-
-def serve(host: str, port: int) -> None:
-    if port > 0:
-        start_http_server(port, addr=host)

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import os
 import signal
-import sys
 import time
 from typing import Any
 
@@ -14,10 +13,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from domain.dlq import dead_letter
 from domain.records import encode
-from pipeline.logs import configure_logging
+from pipeline.entry import run_service
 from pipeline.retry import Backoff
-from pipeline.settings import ConfigError, Settings, load_settings
-from sinks import metrics
+from pipeline.settings import Settings
 from sinks.base import DeadLetter, Sink, run_sink, start_sink
 from sinks.clickhouse import ClickHouseSink
 from sinks.postgres import PostgresSink
@@ -131,13 +129,7 @@ def dead_letters(producer: AIOKafkaProducer, sink: str, dlq_topic: str) -> DeadL
 
 
 def main() -> None:
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        sys.exit(f"pipeline-sinks: {exc}")
-    configure_logging(settings.log_level)
-    metrics.serve(settings.sinks.metrics_host, settings.sinks.metrics_port)
-    asyncio.run(serve(settings))
+    run_service("pipeline-sinks", serve, lambda s: (s.sinks.metrics_host, s.sinks.metrics_port))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram
 
 ROWS = Counter(
     "pipeline_sink_rows_written",
@@ -37,9 +37,3 @@ def register(sink: str) -> None:
     """Make every series of a sink exist from its start (at 0), so that rates work at once."""
     for metric in (ROWS, RETRIES, FLUSH_SECONDS, BATCH_SIZE):
         metric.labels(sink)
-
-
-def serve(host: str, port: int) -> None:
-    """Start the /metrics listener in a daemon thread when a port is configured."""
-    if port > 0:
-        start_http_server(port, addr=host)

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import sys
-
-from pipeline.settings import ConfigError, load_settings
-from streams import metrics
+from pipeline.entry import serve_metrics, settings_or_exit
 from streams.faust_app import StreamWorker
 from streams.topology import create_app
 
 
 def main() -> None:
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        sys.exit(f"pipeline-streams: {exc}")
+    settings = settings_or_exit("pipeline-streams")
     app = create_app(settings)
-    metrics.serve(settings.streams.metrics_host, settings.streams.metrics_port)
+    serve_metrics(settings.streams.metrics_host, settings.streams.metrics_port)
     StreamWorker(app, loglevel=settings.log_level.lower(), quiet=True).execute_from_commandline()
 
 

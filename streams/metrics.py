@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Histogram
 
 NORMALIZED = Counter(
     "pipeline_streams_normalized",
@@ -51,9 +51,3 @@ def latency(provider: str) -> Any:
     if key not in _bound:
         _bound[key] = LATENCY.labels(provider)
     return _bound[key]
-
-
-def serve(host: str, port: int) -> None:
-    """Start the /metrics listener in a daemon thread when a port is configured."""
-    if port > 0:
-        start_http_server(port, addr=host)
