@@ -11,12 +11,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from msgspec import UNSET, Struct, UnsetType, field
 
 from domain.model import Status, transaction_key
+
+#: times a decoder accepts (a foreign record outside them is refused when read, not in a sink)
+Time = Annotated[datetime, msgspec.Meta(tz=True)]
+EpochMs = Annotated[int, msgspec.Meta(ge=0, le=253_402_300_799_999)]
 
 
 class PaymentEvent(Struct, frozen=True):
@@ -30,12 +34,12 @@ class PaymentEvent(Struct, frozen=True):
     provider: str
     external_id: str
     status: Status
-    occurred_at: datetime
+    occurred_at: Time
     provider_status: str
     amount: Decimal | None = None
     currency: str | None = None
     order_id: str | None = None
-    received_at: datetime | None = None
+    received_at: Time | None = None
     raw_id: str = ""
     #: False when the provider sends no time of its own (CoinPayments IPN): ``occurred_at``
     #: is then the receipt time, shown but never used to order, and the status rank decides
@@ -63,7 +67,7 @@ class Checkout(Struct, frozen=True):
     order_id: str
     amount: Decimal
     currency: str
-    created_at: datetime
+    created_at: Time
 
     @property
     def tx_key(self) -> str:
@@ -146,8 +150,8 @@ class Transition(PaymentEvent, frozen=True, kw_only=True):
     payment_amount: Decimal | None = None
     payment_currency: str | None = None
     delivery_id: str = ""
-    delivery_received_at_ms: int = 0
-    processed_at_ms: int = 0
+    delivery_received_at_ms: EpochMs = 0
+    processed_at_ms: EpochMs = 0
     outcome: str = "applied"  # applied, refused or duplicate
 
     @classmethod
@@ -169,7 +173,7 @@ class Snapshot(Struct):
     order_id: str | None = None
     checkout: Checkout | None = None
     late: bool = False
-    updated_at: datetime | None = None
+    updated_at: Time | None = None
     event_count: int = 0
     #: registrations of the same payment that lost to ``checkout`` (``register_checkout``)
     overruled: tuple[Checkout, ...] = field(default=(), name="overruled_checkouts")
@@ -214,7 +218,7 @@ class DeadLetter(Struct, frozen=True):
     stage: str
     reason: str
     attempts: int
-    failed_at_ms: int
+    failed_at_ms: EpochMs
     source: Source
     key: bytes | None
     value: bytes | None
@@ -230,8 +234,7 @@ def encode(record: Entry | Snapshot | Transition | DeadLetter) -> bytes:
     return _ENCODER.encode(record)
 
 
-#: one decoder per record; each raises ``msgspec.DecodeError`` (a ``ValueError``) for a value
-#: that is not its record
+#: one decoder per record: msgspec.DecodeError (a ValueError), or RecursionError if too deep
 ENTRY = msgspec.json.Decoder(Entry)
 SNAPSHOT = msgspec.json.Decoder(Snapshot)
 TRANSITION = msgspec.json.Decoder(Transition)

@@ -30,7 +30,7 @@ async def load(bootstrap: str, dlq_topic: str) -> list[DeadLetter]:
         async for r in kafka_io.read(c, dlq_topic, todo):
             try:
                 dl = DEAD_LETTER.decode(r.value or b"")
-            except msgspec.DecodeError:
+            except (msgspec.DecodeError, RecursionError):
                 continue  # not a dead letter of ours
             out.setdefault(dl.id, dl)
     finally:

@@ -146,7 +146,7 @@ async def _decode(
     for r in records:
         try:
             out.append((r, sink.decode(r)))
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # msgspec: too deep is a RecursionError
             reason = f"{sink.name}: undecodable record: {type(exc).__name__}: {exc}"
             if dead_letter is None:
                 raise RecordRefused(reason) from exc

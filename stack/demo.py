@@ -192,7 +192,9 @@ async def print_figures(
 
 
 async def main_async(settings: Settings, count: int) -> int:
-    console.print("The local stack (Kafka, Postgres, ClickHouse, ingest, streams, sinks, notify):")
+    console.print(
+        "The local stack (Kafka, Postgres, ClickHouse, ingest, streams, sinks, notify, dashboard):"
+    )
     report = launcher.ensure_up(run_dir(), settings)
     describe_stack(report)
     info = report.info

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from decimal import Context, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
@@ -16,7 +16,6 @@ from domain.errors import NormalizeError
 #: (``1E-400``) would read 0 there while Postgres kept it, and no coin has finer units
 MAX_AMOUNT_DIGITS = 18
 MAX_AMOUNT_PLACES = 18
-_EXACT = Context(prec=200)
 #: NUL cannot be stored in Postgres text, a lone surrogate cannot be encoded as UTF-8: a
 #: string holding either would stop the sink, so it is refused here, as data
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -66,10 +65,18 @@ def decimal(value: Any, what: str) -> Decimal:
         raise NormalizeError(f"{what} is not a number: {str(value)[:40]!r}") from None
     if not amount.is_finite() or amount < 0 or amount.adjusted() >= MAX_AMOUNT_DIGITS:
         raise NormalizeError(f"{what} is out of range")
-    places = amount.normalize(_EXACT).as_tuple().exponent  # an int: the amount is finite
-    if amount and isinstance(places, int) and places < -MAX_AMOUNT_PLACES:
+    if amount and _places(amount) > MAX_AMOUNT_PLACES:
         raise NormalizeError(f"{what} has more than {MAX_AMOUNT_PLACES} decimal places")
     return amount
+
+
+def _places(amount: Decimal) -> int:
+    """Decimal places of a finite amount, trailing zeros aside; exact (no rounding)."""
+    _, digits, exponent = amount.as_tuple()
+    if not isinstance(exponent, int):  # NaN or infinite: refused before this
+        raise NormalizeError("amount is not finite")
+    zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    return max(0, -(exponent + zeros))
 
 
 def timestamp(value: Any, what: str) -> datetime:

@@ -436,7 +436,9 @@ def test_amounts_clickhouse_cannot_hold_are_refused(amount: str) -> None:
     assert decimal("999999999999999999.999", "amount") < 10**18
 
 
-@pytest.mark.parametrize("amount", ["1E-400", "0.0000000000000000011", 1e-19])
+@pytest.mark.parametrize(
+    "amount", ["1E-400", "0.0000000000000000011", 1e-19, "1." + "0" * 250 + "1"]
+)
 def test_amounts_finer_than_clickhouse_keeps_are_refused(amount: str | float) -> None:
     """ClickHouse keeps 18 decimal places: a finer amount would read 0 there (a rebuild
     found Postgres's 1E-400 against ClickHouse's 0)."""
