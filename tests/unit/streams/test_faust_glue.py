@@ -12,7 +12,7 @@ import faust.streams as faust_streams
 import faust.transport.drivers.aiokafka as aiokafka_driver
 import pytest
 
-from streams.faust_glue import AckedTable, WorkerConsumer, as_current
+from streams.faust_glue import FETCH_WAIT_S, AckedTable, WorkerConsumer, as_current
 
 #: the body of faust.Table.on_key_set that AckedTable.on_key_set repeats, keeping the future
 FAUST_ON_KEY_SET = """\
@@ -145,7 +145,7 @@ def consumer(monkeypatch: pytest.MonkeyPatch) -> Any:
     c: Any = WorkerConsumer.__new__(WorkerConsumer)
     c.transport = type("T", (), {"gapless_topics": frozenset({"raw"})})()
     c.assignment = lambda: {RAW0, RAW1, LOG0}
-    c.sought, c.faust_gaps = [], []
+    c.sought, c.faust_gaps, c.fetch_timeouts = [], [], []
 
     async def seek(tp: Any, offset: int) -> None:
         c._seek_epoch += 1
@@ -155,6 +155,7 @@ def consumer(monkeypatch: pytest.MonkeyPatch) -> Any:
         c.faust_gaps.append((tp.topic, offset_from, offset_to))
 
     async def faust_fetch(self: Any, timeout: float) -> Any:
+        c.fetch_timeouts.append(timeout)
         return {}, set()
 
     c.seek = seek
@@ -202,3 +203,19 @@ async def test_no_refetch_for_a_partition_no_longer_held(consumer: Any) -> None:
     consumer.assignment = lambda: {RAW0}
     await consumer._wait_next_records(1.0)
     assert consumer.sought == []
+
+
+def test_fausts_fetch_still_waits_as_long_as_it_is_told() -> None:
+    from faust.transport.consumer import Consumer
+
+    loop = " ".join(inspect.getsource(Consumer._drain_messages).split())
+    assert "getmany(timeout=1.0)" in loop  # a second per fetch, unless shortened below
+    fetch = " ".join(inspect.getsource(Consumer._wait_next_records).split())
+    assert "await self._getmany( active_partitions=active_partitions, timeout=timeout, )" in fetch
+
+
+async def test_a_fetch_waits_for_records_at_most_fetch_wait_s(consumer: Any) -> None:
+    await consumer._wait_next_records(1.0)  # what Faust's fetch loop asks for
+    await consumer._wait_next_records(0.01)  # shorter already: kept
+    assert consumer.fetch_timeouts == [FETCH_WAIT_S, 0.01]
+    assert FETCH_WAIT_S <= 0.1  # a full buffer's partition waits no longer than that
