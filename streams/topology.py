@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Sequence
 from typing import Any, cast
 
@@ -32,6 +33,9 @@ from streams import flow
 from streams.cache import EntryCache
 from streams.faust_app import fail_loudly, faust_app
 from streams.faust_glue import AckedTable, as_current
+
+#: batches whose records may await the broker's acks while the next batch is processed
+IN_FLIGHT = 2
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -62,26 +66,36 @@ class Worker:
         app.agent(self.raw, name="streams.process")(self.process)
 
     async def process(self, stream: faust.StreamT[bytes]) -> None:
-        """Batch after batch; while one batch's records travel to the broker, the next is
+        """Batch after batch; while earlier batches' records travel to the broker, the next is
         processed. A batch is acked (and so may be committed) only once the broker has
-        acknowledged every record it produced (``settle``); at most one is in flight."""
+        acknowledged every record it produced and the batch before it is acked (``settle``);
+        at most ``IN_FLIGHT`` batches wait for their acks (decisions 0010, 0100)."""
         batches = cast(faust.Stream[bytes], stream).take_events(
             self.s.batch_max, within=self.s.batch_wait_ms / 1000
         )
-        in_flight: asyncio.Task[None] | None = None
+        in_flight: deque[asyncio.Task[None]] = deque()
         async with fail_loudly("process"):
             async for batch in batches:
                 for event in batch:  # Faust acks the batch when the next one is taken: hold it
                     event.message.incref()
                 deliveries = await self.run_batch(batch)
-                if in_flight is not None:
-                    await in_flight
-                in_flight = asyncio.create_task(self.settle(batch, deliveries))
+                if len(in_flight) == IN_FLIGHT:
+                    await in_flight.popleft()
+                previous = in_flight[-1] if in_flight else None
+                in_flight.append(asyncio.create_task(self.settle(batch, deliveries, previous)))
 
-    async def settle(self, events: Sequence[EventT[bytes]], deliveries: list[Any]) -> None:
-        """Ack the batch's records once every record it produced is acknowledged."""
+    async def settle(
+        self,
+        events: Sequence[EventT[bytes]],
+        deliveries: list[Any],
+        previous: asyncio.Task[None] | None,
+    ) -> None:
+        """Ack the batch's records once every record it produced is acknowledged, and after
+        the batch before it: offsets are acked in the order they were read."""
         async with fail_loudly("process"):
             await asyncio.gather(*deliveries)
+            if previous is not None:
+                await previous
             for event in events:
                 event.ack()
 
