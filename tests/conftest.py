@@ -33,6 +33,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.chaos)
 
 
+#: the session's clients drop an idle connection after 2 s, before uvicorn closes it after 5
+#: (its keep-alive timeout): at equal timeouts a request could go out on a connection the
+#: server was closing at that moment (httpx.ReadError, seen once in CI)
+KEEP_ALIVE = httpx.Limits(keepalive_expiry=2.0)
+
+
 @pytest.fixture(scope="session")
 def settings() -> Settings:
     return load_settings()
@@ -65,7 +71,9 @@ def ch(stack: launcher.StackInfo) -> clickhouse_connect.driver.Client:
 async def api(stack: launcher.StackInfo, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """Ingest's client; merchant API calls carry the configured API token (tests/auth.py)."""
     auth = MerchantAuth(api_token(settings))
-    async with httpx.AsyncClient(base_url=stack.ingest_url, timeout=10, auth=auth) as client:
+    async with httpx.AsyncClient(
+        base_url=stack.ingest_url, timeout=10, auth=auth, limits=KEEP_ALIVE
+    ) as client:
         yield client
 
 
@@ -73,5 +81,7 @@ async def api(stack: launcher.StackInfo, settings: Settings) -> AsyncIterator[ht
 async def dash(stack: launcher.StackInfo) -> AsyncIterator[httpx.AsyncClient]:
     """The dashboard part's client (its own process and port, DASHBOARD_URL); no credential:
     each test sends the one it means."""
-    async with httpx.AsyncClient(base_url=stack.dashboard_url, timeout=10) as client:
+    async with httpx.AsyncClient(
+        base_url=stack.dashboard_url, timeout=10, limits=KEEP_ALIVE
+    ) as client:
         yield client

@@ -13,6 +13,7 @@ from pipeline.settings import Settings
 from stack.launcher import StackInfo
 from tests.auth import MerchantAuth, api_token
 from tests.chaos.probes import FULL, TALLY, healthy
+from tests.conftest import KEEP_ALIVE
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +21,9 @@ def http(stack: StackInfo, settings: Settings) -> Iterator[httpx.Client]:
     """A synchronous client (Hypothesis drives synchronous tests); ingest must still be
     healthy when a module is done with it. Merchant API calls carry the API token."""
     auth = MerchantAuth(api_token(settings))
-    with httpx.Client(base_url=stack.ingest_url, timeout=30, auth=auth) as client:
+    with httpx.Client(
+        base_url=stack.ingest_url, timeout=30, auth=auth, limits=KEEP_ALIVE
+    ) as client:
         yield client
         healthy(client)
 
