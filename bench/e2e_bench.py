@@ -7,8 +7,12 @@ resident memory; and a short ramp that finds the rate at which that latency's p9
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,8 +26,51 @@ from bench import common
 from bench.loadgen import Result, build, run
 from ops import kafka_io
 from pipeline.settings import Settings
-from stack import launcher, proc
+from stack import launcher, proc, services
 from testing.traffic import Request
+
+#: a receiver's pid, counted apart from the stack like the load generator
+RECEIVER = "receiver"
+
+
+@contextmanager
+def receiver(settings: Settings) -> Iterator[int]:
+    """A merchant's endpoint for the stack's notifier: a process of its own answering 204
+    (bench/notify_bench.py), in place of the local config's demo shop, which nothing serves
+    during the bench (a dead endpoint would make every notification fail and be rescheduled).
+    The stack's processes read the endpoint from the environment; yields the receiver's pid."""
+    port = proc.free_port()
+    log = common.BENCH_RUN / "logs" / "e2e-receiver.log"
+    cmd = [sys.executable, "-m", "bench.notify_bench", "receiver", str(port)]
+    rx = proc.spawn(cmd, log, cwd=services.REPO)
+    wanted = settings.notify.endpoints[0].statuses if settings.notify.endpoints else None
+    endpoint = {"url": f"http://127.0.0.1:{port}/hooks", "secrets": [NOTIFY_SECRET]}
+    saved = os.environ.get(ENDPOINTS_ENV)
+    os.environ[ENDPOINTS_ENV] = orjson.dumps([{**endpoint, "statuses": wanted}]).decode()
+    try:
+        proc.wait_until("receiver", lambda: proc.port_open(port), rx, log, timeout=30)
+        yield rx.pid
+    finally:
+        if saved is None:
+            os.environ.pop(ENDPOINTS_ENV, None)
+        else:
+            os.environ[ENDPOINTS_ENV] = saved
+        proc.stop(rx.pid)
+        rx.wait()
+
+
+ENDPOINTS_ENV = "PIPELINE_NOTIFY__ENDPOINTS"
+NOTIFY_SECRET = "whsec_YmVuY2gtbm90aWZ5LXNlY3JldA=="
+
+
+async def notifications(dsn: str) -> dict[str, int]:
+    """The notifier's outbox by state: what the receiver was sent, what still waits."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch("SELECT state, count(*) AS n FROM notify_outbox GROUP BY state")
+    finally:
+        await conn.close()
+    return {r["state"]: int(r["n"]) for r in rows}
 
 
 async def row_latencies(dsn: str, ids: list[str]) -> list[float]:
@@ -128,14 +175,15 @@ def _requests(settings: Settings, rate: float, seconds: float, seed: int) -> lis
     return reqs[: int(rate * seconds)]
 
 
-def _step(info: launcher.StackInfo, settings: Settings, reqs: list[Request], rate: float) -> Step:
+def _step(info: launcher.StackInfo, rx_pid: int, reqs: list[Request], rate: float) -> Step:
     """One open-loop run at ``rate``, then every accepted payment waited for in Postgres:
     the load, the cores and CPU µs per accepted webhook of each process, the latencies."""
-    cpu = {name: proc.cpu_seconds(part.pid) for name, part in info.parts.items()}
+    pids = {**{name: part.pid for name, part in info.parts.items()}, RECEIVER: rx_pid}
+    cpu = {name: proc.cpu_seconds(pid) for name, pid in pids.items()}
     started = time.monotonic()
     res = uvloop.run(run(info.ingest_url, reqs, rate, 4000))
     elapsed = time.monotonic() - started
-    spent = {name: proc.cpu_seconds(part.pid) - cpu[name] for name, part in info.parts.items()}
+    spent = {name: proc.cpu_seconds(pid) - cpu[name] for name, pid in pids.items()}
     spent["loadgen"] = res.cpu_s
     accepted = max(1, res.codes.get(202, 0))
     # a payment all of whose webhooks were refused (503 when ingest could not write in
@@ -144,7 +192,8 @@ def _step(info: launcher.StackInfo, settings: Settings, reqs: list[Request], rat
     landed = asyncio.run(wait_rows(info.postgres_dsn, ids))
     drain = time.monotonic() - started - elapsed
     lat = asyncio.run(row_latencies(info.postgres_dsn, ids)) or [float("nan")]
-    stack_us = sum(v for k, v in spent.items() if k != "loadgen") / accepted * 1e6
+    outside = ("loadgen", RECEIVER)
+    stack_us = sum(v for k, v in spent.items() if k not in outside) / accepted * 1e6
     return Step(
         res,
         ids,
@@ -196,22 +245,24 @@ def _warm(info: launcher.StackInfo, settings: Settings, payments: int = 300) -> 
 
 
 def bench(settings: Settings, rate: float = 1000.0, seconds: int = 60) -> dict[str, Any]:
-    with common.infra(settings, "e2e", services_too=True) as info:
+    with receiver(settings) as rx, common.infra(settings, "e2e", services_too=True) as info:
         reqs = _requests(settings, rate, seconds, seed=21)
         asyncio.run(stamp_on_append(info.kafka_bootstrap, settings.topics.state))
         _warm(info, settings)
-        step = _step(info, settings, reqs, rate)
+        step = _step(info, rx, reqs, rate)
         split = asyncio.run(
             stage_split(info.kafka_bootstrap, settings.topics.state, info.postgres_dsn, step.ids)
         )
         rss = {name: round(proc.rss_mb(part.pid), 1) for name, part in info.parts.items()}
         status = launcher.status(common.BENCH_RUN / "e2e")
+        outbox = asyncio.run(notifications(info.postgres_dsn))
     return {
         "target_rate": rate,
         "seconds": seconds,
         **step.summary(),
         "stages": split,
         "rss_mib": rss,
+        "notifications": outbox,
         "start_s": {r.name: r.start_s for r in status},
     }
 
@@ -228,10 +279,10 @@ def ramp(
     steps: list[dict[str, Any]] = []
     sustained = 0.0
     failed = 0
-    with common.infra(settings, "e2e", services_too=True) as info:
+    with receiver(settings) as rx, common.infra(settings, "e2e", services_too=True) as info:
         _warm(info, settings, payments=3000)  # ~30 s at 300/s: the broker JIT-compiles
         for i, rate in enumerate(rates):
-            step = _step(info, settings, _requests(settings, rate, seconds, seed=31 + i), rate)
+            step = _step(info, rx, _requests(settings, rate, seconds, seed=31 + i), rate)
             rss = {name: round(proc.rss_mb(part.pid), 1) for name, part in info.parts.items()}
             steps.append({"rate": rate, **step.summary(), "rss_mib": rss})
             ok = (
