@@ -82,7 +82,7 @@ async def serve(settings: Settings) -> None:
     sink = OutboxSink(pool, eps, wake)
     await start_sink(sink, backoff, stop)
     await ensure_topic(settings.kafka.bootstrap, cfg.dlq_topic, 1, t.replication)
-    consumer = _consumer(settings, cfg.group, t.transitions)
+    consumer = _consumer(settings, cfg.group, t.transitions, wait_ms=200, min_bytes=64 * 1024)
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka.bootstrap, acks="all", enable_idempotence=True
     )

@@ -21,7 +21,9 @@ from sinks.clickhouse import ClickHouseSink
 from sinks.postgres import PostgresSink
 
 
-def _consumer(settings: Settings, group: str, *topics: str) -> AIOKafkaConsumer:
+def _consumer(
+    settings: Settings, group: str, *topics: str, wait_ms: int = 50, min_bytes: int = 1
+) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         *topics,
         bootstrap_servers=settings.kafka.bootstrap,
@@ -34,8 +36,15 @@ def _consumer(settings: Settings, group: str, *topics: str) -> AIOKafkaConsumer:
         # aiokafka does not fetch a partition while the broker holds another fetch request:
         # new records of it wait for that long poll, up to 500 ms by default (measured: the
         # p99 of state record -> Postgres row was 611 ms at 250 webhooks/s, p50 29 ms)
-        fetch_max_wait_ms=50,
+        fetch_max_wait_ms=wait_ms,
+        fetch_min_bytes=min_bytes,
     )
+
+
+#: the broker answers a sink's fetch once this much is there, or after its wait (decision
+#: 0110): a few fetches a second at low rates rather than one per produce of the worker
+PG_MIN_BYTES = 64 * 1024
+CH_MIN_BYTES = 256 * 1024  # its batches linger for a second anyway: it may wait 250 ms
 
 
 async def serve(settings: Settings) -> None:
@@ -43,7 +52,7 @@ async def serve(settings: Settings) -> None:
     pairs: list[tuple[Sink[Any], AIOKafkaConsumer, int]] = [
         (
             PostgresSink(settings.postgres.dsn.get_secret_value(), t.transitions),
-            _consumer(settings, "sink-postgres", t.state, t.transitions),
+            _consumer(settings, "sink-postgres", t.state, t.transitions, min_bytes=PG_MIN_BYTES),
             0,
         ),
         (
@@ -54,7 +63,14 @@ async def serve(settings: Settings) -> None:
                 settings.clickhouse.password.get_secret_value(),
                 t.dlq,
             ),
-            _consumer(settings, "sink-clickhouse", t.transitions, t.dlq),
+            _consumer(
+                settings,
+                "sink-clickhouse",
+                t.transitions,
+                t.dlq,
+                wait_ms=250,
+                min_bytes=CH_MIN_BYTES,
+            ),
             cfg.clickhouse_linger_ms,
         ),
     ]
