@@ -254,6 +254,7 @@ def bench(settings: Settings, rate: float = 1000.0, seconds: int = 60) -> dict[s
             stage_split(info.kafka_bootstrap, settings.topics.state, info.postgres_dsn, step.ids)
         )
         rss = {name: round(proc.rss_mb(part.pid), 1) for name, part in info.parts.items()}
+        largest = {name: round(proc.largest_rss_mb(p.pid), 1) for name, p in info.parts.items()}
         status = launcher.status(common.BENCH_RUN / "e2e")
         outbox = asyncio.run(notifications(info.postgres_dsn))
     return {
@@ -262,6 +263,7 @@ def bench(settings: Settings, rate: float = 1000.0, seconds: int = 60) -> dict[s
         **step.summary(),
         "stages": split,
         "rss_mib": rss,
+        "largest_process_rss_mib": largest,
         "notifications": outbox,
         "start_s": {r.name: r.start_s for r in status},
     }

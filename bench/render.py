@@ -206,11 +206,24 @@ def _e2e_details(e: dict[str, Any]) -> list[str]:
             "",
         ]
     out += [
-        "Resident memory at the end of the run (MiB): "
+        "Resident memory at the end of the run (MiB, each part with its child processes): "
         + ", ".join(f"{k} {v}" for k, v in e["rss_mib"].items())
         + ".",
         "",
     ]
+    if big := e.get("largest_process_rss_mib"):
+        out += [
+            "The largest single process of each part (MiB; target: none over 300): "
+            + ", ".join(f"{k} {v}" for k, v in big.items())
+            + ".",
+            "",
+        ]
+    if n := e.get("notifications"):
+        out += [
+            "Merchant notifications in the outbox at the end, by state (the bench's receiver "
+            "answers 204): " + ", ".join(f"{k} {v:,}" for k, v in n.items()) + ".",
+            "",
+        ]
     if "cores_busy" in e:
         out += [
             "Cores each process kept busy while the load ran (2 cores in all, the load "

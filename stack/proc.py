@@ -98,6 +98,17 @@ def rss_mb(pid: int) -> float:
     return total / 2**20
 
 
+def largest_rss_mb(pid: int) -> float:
+    """Resident memory of the largest single process among a process and its children, in
+    MiB: Postgres's backends each count the shared buffers they touched, so their sum counts
+    those pages once per backend."""
+    sizes = [0]
+    for p in _tree(pid):
+        with contextlib.suppress(psutil.Error):
+            sizes.append(p.memory_info().rss)
+    return max(sizes) / 2**20
+
+
 def _tree(pid: int) -> list[psutil.Process]:
     """The process and all its descendants; empty if it is gone."""
     try:

@@ -7,6 +7,7 @@ import sys
 import time
 
 import psutil
+import pytest
 
 from stack import proc
 
@@ -49,3 +50,16 @@ def test_an_exited_unreaped_child_is_not_alive_and_a_gone_one_counts_nothing() -
     child.wait()
     assert not proc.alive(child.pid)
     assert proc.cpu_seconds(child.pid) == 0.0 and proc.rss_mb(child.pid) == 0.0
+
+
+def test_the_largest_process_of_a_tree_is_one_process_not_the_sum() -> None:
+    parent = psutil.Process()
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        time.sleep(0.5)
+        own = parent.memory_info().rss / 2**20
+        assert proc.largest_rss_mb(parent.pid) == pytest.approx(own, rel=0.2)
+        assert proc.rss_mb(parent.pid) > proc.largest_rss_mb(parent.pid)
+    finally:
+        child.kill()
+        child.wait()
