@@ -11,6 +11,8 @@ import os
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import aiohttp
@@ -19,8 +21,10 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from bench import common
+from domain.model import Status
+from domain.records import TRANSITION, Transition, encode
 from notify import READY_LINE
-from notify.message import Endpoint, deliveries
+from notify.message import Delivery, Endpoint, deliveries
 from notify.sign import Signer
 from pipeline.settings import Settings
 from stack import launcher, proc, services
@@ -31,19 +35,28 @@ SECRET = "whsec_YmVuY2gtbm90aWZ5LXNlY3JldA=="
 
 
 def transitions(n: int, run: str) -> list[bytes]:
+    """``n`` transition records to ``completed``, as the stream worker writes them."""
+    at = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
     return [
-        orjson.dumps(
-            {
-                "provider": "bench",
-                "external_id": f"{run}-{i}",
-                "from_status": "pending",
-                "to_status": "completed",
-                "version": 2,
-                "occurred_at": "2026-11-01T10:00:00Z",
-                "payment_amount": "12.50",
-                "payment_currency": "USDC",
-                "order_id": f"o-{i}",
-            }
+        encode(
+            Transition(
+                event_id=f"bench:{run}-{i}:2",
+                provider="bench",
+                external_id=f"{run}-{i}",
+                status=Status.COMPLETED,
+                occurred_at=at,
+                provider_status="completed",
+                amount=Decimal("12.50"),
+                currency="USDC",
+                order_id=f"o-{i}",
+                from_status=Status.PENDING,
+                to_status=Status.COMPLETED,
+                applied=True,
+                note="",
+                version=2,
+                payment_amount=Decimal("12.50"),
+                payment_currency="USDC",
+            )
         )
         for i in range(n)
     ]
@@ -60,10 +73,15 @@ async def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
         await p.stop()
 
 
+def plain_deliveries(url: str, values: list[bytes]) -> list[Delivery]:
+    """What the notifier would send to ``url`` for these transition records."""
+    ep = Endpoint(url, (SECRET,), None)
+    return [d for v in values for d in deliveries(TRANSITION.decode(v), [ep])]
+
+
 async def plain_client(url: str, values: list[bytes]) -> float:
     """The floor: the same signed POSTs from one aiohttp session, CONCURRENCY at a time."""
-    ep = Endpoint(url, (SECRET,), None)
-    ds = [d for v in values for d in deliveries(orjson.loads(v), [ep])]
+    ds = plain_deliveries(url, values)
     signer, sem = Signer([SECRET]), asyncio.Semaphore(CONCURRENCY)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as s:
 
