@@ -12,7 +12,14 @@ import faust.streams as faust_streams
 import faust.transport.drivers.aiokafka as aiokafka_driver
 import pytest
 
-from streams.faust_glue import FETCH_WAIT_S, AckedTable, WorkerConsumer, as_current
+from streams.faust_glue import (
+    FETCH_MAX_WAIT_MS,
+    FETCH_MIN_BYTES,
+    FETCH_WAIT_S,
+    AckedTable,
+    WorkerConsumer,
+    as_current,
+)
 
 #: the body of faust.Table.on_key_set that AckedTable.on_key_set repeats, keeping the future
 FAUST_ON_KEY_SET = """\
@@ -219,3 +226,18 @@ async def test_a_fetch_waits_for_records_at_most_fetch_wait_s(consumer: Any) -> 
     await consumer._wait_next_records(0.01)  # shorter already: kept
     assert consumer.fetch_timeouts == [FETCH_WAIT_S, 0.01]
     assert FETCH_WAIT_S <= 0.1  # a full buffer's partition waits no longer than that
+
+
+def test_the_workers_aiokafka_consumer_fetches_in_batches(settings: Any) -> None:
+    """Faust builds the consumer with fetch_min_bytes 1 and a 1.5 s wait; the worker's asks the
+    broker for FETCH_MIN_BYTES or FETCH_MAX_WAIT_MS, whichever comes first (decision 0110)."""
+    from streams.faust_app import faust_app
+
+    async def build() -> Any:
+        app = faust_app(settings)
+        thread = app.consumer._new_consumer_thread()
+        return thread._create_worker_consumer(app.transport)
+
+    consumer = asyncio.run(build())
+    assert consumer._fetch_min_bytes == FETCH_MIN_BYTES > 1
+    assert consumer._fetch_max_wait_ms == FETCH_MAX_WAIT_MS < 1500
