@@ -286,7 +286,10 @@ def ramp(
         for i, rate in enumerate(rates):
             step = _step(info, rx, _requests(settings, rate, seconds, seed=31 + i), rate)
             rss = {name: round(proc.rss_mb(part.pid), 1) for name, part in info.parts.items()}
-            steps.append({"rate": rate, **step.summary(), "rss_mib": rss})
+            largest = {n: round(proc.largest_rss_mb(p.pid), 1) for n, p in info.parts.items()}
+            steps.append(
+                {"rate": rate, **step.summary(), "rss_mib": rss, "largest_process_rss_mib": largest}
+            )
             ok = (
                 step.res.codes.get(202, 0) == step.res.sent
                 and step.landed == len(step.ids)

@@ -245,12 +245,12 @@ def ramp(r: dict[str, Any]) -> list[str]:
         f"**{r['sustained_rate']:,.0f} webhooks/s**.",
         "",
         "| offered /s | accepted /s | receipt → Postgres p50 | p99 | stack CPU µs per webhook "
-        "| load generator µs | cores busy (stack) | largest RSS |",
+        "| load generator µs | cores busy (stack) | largest process RSS |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for st in r["steps"]:
         cores = sum(v for k, v in st["cores_busy"].items() if k not in ("loadgen", "receiver"))
-        big = max(st["rss_mib"].items(), key=lambda kv: kv[1])
+        big = max(st.get("largest_process_rss_mib", st["rss_mib"]).items(), key=lambda kv: kv[1])
         out.append(
             _row(
                 [
