@@ -76,7 +76,8 @@ class Dispatcher:
         self._busy = {e.url: 0 for e in endpoints}
         self._tasks: set[asyncio.Task[None]] = set()
         self._pg_down = False
-        self._outcomes: list[Outcome] = []  # answered, not yet written back
+        #: answered, not yet written back, with their endpoint: each still holds its slot
+        self._outcomes: list[tuple[str, Outcome]] = []
         self._queued = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -108,13 +109,14 @@ class Dispatcher:
             return
         batch, self._outcomes = self._outcomes, []
         try:
-            await outbox.finish(self._pool, batch)
+            await outbox.finish(self._pool, [out for _, out in batch])
         except _PG_DOWN as exc:
             self._note_pg(exc)
             self._outcomes[:0] = batch  # again soon; past its lease a row may be re-sent
             await asyncio.sleep(0.5)
             return
-        self._wake.set()  # a payment's next version may be due now
+        for url, _ in batch:
+            self._release(url)  # a payment's next version may be due now, and the slot free
 
     async def _fill(self, e: Endpoint) -> None:
         free = e.max_in_flight - self._busy[e.url]
@@ -142,14 +144,23 @@ class Dispatcher:
             self._account(e, c, answer, out)
             if out.state == "dead":
                 await self._dead.send(c, out.error or "", c.attempts + 1)
-            self._outcomes.append(out)
+            self._outcomes.append((e.url, out))
             self._queued.set()
         except Exception:  # the lease expires and the row is tried again
             log.exception("notify: delivery %s to %s not recorded", c.webhook_id, name)
-        finally:
-            self._busy[e.url] -= 1
-            metrics.IN_FLIGHT.labels(name).dec()
-            self._wake.set()
+            self._release(e.url)
+        except BaseException:  # cancelled: the lease expires and the row is tried again
+            self._release(e.url)
+            raise
+
+    def _release(self, url: str) -> None:
+        """A slot of the endpoint is free again: its request's outcome is written back (or
+        will never be). Holding it until then bounds what a crash may re-send to the
+        endpoint's ``max_in_flight``: every request answered but not yet recorded, and every
+        request under way, holds a slot."""
+        self._busy[url] -= 1
+        metrics.IN_FLIGHT.labels(metrics.label(url)).dec()
+        self._wake.set()
 
     def _account(self, e: Endpoint, c: Claimed, a: Answer, out: Outcome) -> None:
         name = metrics.label(e.url)
