@@ -22,7 +22,7 @@ import uvloop
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from bench import common
+from bench import common, notify_bench
 from bench.loadgen import Result, build, run
 from ops import kafka_io
 from pipeline.settings import Settings
@@ -31,6 +31,8 @@ from testing.traffic import Request
 
 #: a receiver's pid, counted apart from the stack like the load generator
 RECEIVER = "receiver"
+#: where the stack's processes read the notifier's endpoints (they inherit this environment)
+ENDPOINTS_ENV = "PIPELINE_NOTIFY__ENDPOINTS"
 
 
 @contextmanager
@@ -41,10 +43,10 @@ def receiver(settings: Settings) -> Iterator[int]:
     The stack's processes read the endpoint from the environment; yields the receiver's pid."""
     port = proc.free_port()
     log = common.BENCH_RUN / "logs" / "e2e-receiver.log"
-    cmd = [sys.executable, "-m", "bench.notify_bench", "receiver", str(port)]
+    cmd = [sys.executable, "-m", notify_bench.__name__, "receiver", str(port)]
     rx = proc.spawn(cmd, log, cwd=services.REPO)
     wanted = settings.notify.endpoints[0].statuses if settings.notify.endpoints else None
-    endpoint = {"url": f"http://127.0.0.1:{port}/hooks", "secrets": [NOTIFY_SECRET]}
+    endpoint = {"url": f"http://127.0.0.1:{port}/hooks", "secrets": [notify_bench.SECRET]}
     saved = os.environ.get(ENDPOINTS_ENV)
     os.environ[ENDPOINTS_ENV] = orjson.dumps([{**endpoint, "statuses": wanted}]).decode()
     try:
@@ -57,10 +59,6 @@ def receiver(settings: Settings) -> Iterator[int]:
             os.environ[ENDPOINTS_ENV] = saved
         proc.stop(rx.pid)
         rx.wait()
-
-
-ENDPOINTS_ENV = "PIPELINE_NOTIFY__ENDPOINTS"
-NOTIFY_SECRET = "whsec_YmVuY2gtbm90aWZ5LXNlY3JldA=="
 
 
 async def notifications(dsn: str) -> dict[str, int]:
@@ -244,6 +242,15 @@ def _warm(info: launcher.StackInfo, settings: Settings, payments: int = 300) -> 
     asyncio.run(wait_rows(info.postgres_dsn, sorted({r.payment.external_id for r in warm})))
 
 
+def _memory(info: launcher.StackInfo) -> dict[str, dict[str, float]]:
+    """Resident MiB of each part: with its child processes, and its largest single process."""
+    parts = info.parts.items()
+    return {
+        "rss_mib": {name: round(proc.rss_mb(part.pid), 1) for name, part in parts},
+        "largest_process_rss_mib": {n: round(proc.largest_rss_mb(p.pid), 1) for n, p in parts},
+    }
+
+
 def bench(settings: Settings, rate: float = 1000.0, seconds: int = 60) -> dict[str, Any]:
     with receiver(settings) as rx, common.infra(settings, "e2e", services_too=True) as info:
         reqs = _requests(settings, rate, seconds, seed=21)
@@ -253,8 +260,7 @@ def bench(settings: Settings, rate: float = 1000.0, seconds: int = 60) -> dict[s
         split = asyncio.run(
             stage_split(info.kafka_bootstrap, settings.topics.state, info.postgres_dsn, step.ids)
         )
-        rss = {name: round(proc.rss_mb(part.pid), 1) for name, part in info.parts.items()}
-        largest = {name: round(proc.largest_rss_mb(p.pid), 1) for name, p in info.parts.items()}
+        memory = _memory(info)
         status = launcher.status(common.BENCH_RUN / "e2e")
         outbox = asyncio.run(notifications(info.postgres_dsn))
     return {
@@ -262,8 +268,7 @@ def bench(settings: Settings, rate: float = 1000.0, seconds: int = 60) -> dict[s
         "seconds": seconds,
         **step.summary(),
         "stages": split,
-        "rss_mib": rss,
-        "largest_process_rss_mib": largest,
+        **memory,
         "notifications": outbox,
         "start_s": {r.name: r.start_s for r in status},
     }
@@ -285,11 +290,7 @@ def ramp(
         _warm(info, settings, payments=3000)  # ~30 s at 300/s: the broker JIT-compiles
         for i, rate in enumerate(rates):
             step = _step(info, rx, _requests(settings, rate, seconds, seed=31 + i), rate)
-            rss = {name: round(proc.rss_mb(part.pid), 1) for name, part in info.parts.items()}
-            largest = {n: round(proc.largest_rss_mb(p.pid), 1) for n, p in info.parts.items()}
-            steps.append(
-                {"rate": rate, **step.summary(), "rss_mib": rss, "largest_process_rss_mib": largest}
-            )
+            steps.append({"rate": rate, **step.summary(), **_memory(info)})
             ok = (
                 step.res.codes.get(202, 0) == step.res.sent
                 and step.landed == len(step.ids)

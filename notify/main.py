@@ -65,6 +65,12 @@ async def ensure_topic(bootstrap: str, name: str, partitions: int, replication: 
         await admin.close()
 
 
+#: the broker answers the notifier's fetch once this much is there, or after FETCH_WAIT_MS
+#: (decision 0110): a notification may wait that long before it is queued
+FETCH_MIN_BYTES = 64 * 1024
+FETCH_WAIT_MS = 200
+
+
 async def serve(settings: Settings) -> None:
     cfg, t, ch = settings.notify, settings.topics, settings.clickhouse
     eps = endpoints(cfg)
@@ -82,7 +88,9 @@ async def serve(settings: Settings) -> None:
     sink = OutboxSink(pool, eps, wake)
     await start_sink(sink, backoff, stop)
     await ensure_topic(settings.kafka.bootstrap, cfg.dlq_topic, 1, t.replication)
-    consumer = _consumer(settings, cfg.group, t.transitions, wait_ms=200, min_bytes=64 * 1024)
+    consumer = _consumer(
+        settings, cfg.group, t.transitions, wait_ms=FETCH_WAIT_MS, min_bytes=FETCH_MIN_BYTES
+    )
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka.bootstrap, acks="all", enable_idempotence=True
     )

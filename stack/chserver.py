@@ -43,6 +43,7 @@ def drop_cold_pages(library: str) -> int:
 
 
 def _drop_once_listening(port: int, settle_s: float = 2.0) -> None:
+    # not stack.proc.port_open: importing stack.proc (psutil) costs this process 11 MiB
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:

@@ -91,22 +91,23 @@ def cpu_seconds(pid: int) -> float:
 
 def rss_mb(pid: int) -> float:
     """Resident memory of a process and its children, in MiB (0 if gone)."""
-    total = 0
-    for p in _tree(pid):
-        with contextlib.suppress(psutil.Error):
-            total += p.memory_info().rss
-    return total / 2**20
+    return sum(_rss_each(pid)) / 2**20
 
 
 def largest_rss_mb(pid: int) -> float:
     """Resident memory of the largest single process among a process and its children, in
     MiB: Postgres's backends each count the shared buffers they touched, so their sum counts
     those pages once per backend."""
-    sizes = [0]
+    return max(_rss_each(pid), default=0) / 2**20
+
+
+def _rss_each(pid: int) -> list[int]:
+    """Resident bytes of the process and of each descendant still there."""
+    sizes = []
     for p in _tree(pid):
         with contextlib.suppress(psutil.Error):
             sizes.append(p.memory_info().rss)
-    return max(sizes) / 2**20
+    return sizes
 
 
 def _tree(pid: int) -> list[psutil.Process]:
