@@ -24,7 +24,8 @@ from pipeline.settings import Settings
 from stack import launcher
 from testing.traffic import Payment, Request, payments, requests
 from testing.webhooks import SampleEvent, expected_event_id, signed_request
-from tests.integration.waiting import eventually
+from tests.conftest import RUN_DIR
+from tests.integration.waiting import eventually, stack_note
 
 
 async def send(api: httpx.AsyncClient, reqs: list[Request], concurrency: int = 16) -> None:
@@ -48,11 +49,20 @@ async def statuses(pg: asyncpg.Pool, pays: list[Payment]) -> dict[str, str]:
 
 async def assert_converged(pg: asyncpg.Pool, ch: Any, pays: list[Payment]) -> None:
     want = {p.external_id: p.expected_status for p in pays}
+
+    def differ(got: dict[str, str]) -> str:
+        wrong = sorted((k, got.get(k), v) for k, v in want.items() if got.get(k) != v)
+        return (
+            f"{len(wrong)} of {len(want)} payments not as expected (id, got, want), e.g. "
+            f"{wrong[:4]}; {stack_note(RUN_DIR)}"
+        )
+
     got = await eventually(
         lambda: statuses(pg, pays),
         lambda g: g == want,
         timeout=120,
         what="every payment in its expected status",
+        show=differ,
     )
     assert got == want
     ids = [p.external_id for p in pays]

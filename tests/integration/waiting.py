@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
+
+from stack import info, proc
 
 T = TypeVar("T")
 
@@ -15,15 +18,33 @@ async def eventually(
     ok: Callable[[T], bool],
     timeout: float = 60.0,
     what: str = "condition",
+    show: Callable[[T], str] = repr,
 ) -> T:
+    """``probe()`` until ``ok``; on timeout, fail with ``show`` of what was seen last."""
     deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = await probe()
-        if ok(last):
-            return last
+    last = await probe()
+    while not ok(last):
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"timed out after {timeout:.0f} s waiting for {what}; last seen: {show(last)}"
+            )
         await asyncio.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last seen: {last!r}")
+        last = await probe()
+    return last
+
+
+def stack_note(run_dir: Path, lines: int = 6) -> str:
+    """What a failed wait should say of the test stack: its parts that are down, and the
+    stream worker's last warnings (a stuck or restarted worker shows there)."""
+    parts = info.status(run_dir)
+    down = [p.name for p in parts if not p.alive]
+    log = Path(run_dir) / "logs" / "streams.log"
+    said = [
+        line[:200]
+        for line in proc.tail(log, 2000).splitlines()
+        if any(level in line for level in ("[WARNING]", "[ERROR]", "[CRITICAL]"))
+    ]
+    return f"parts down: {down or 'none'}; worker's last warnings: {said[-lines:] or 'none'}"
 
 
 async def drained(bootstrap: str, groups: dict[str, list[str]], timeout: float = 90.0) -> None:
