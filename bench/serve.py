@@ -6,9 +6,12 @@ from __future__ import annotations
 import importlib
 import sys
 
+from pipeline.entry import tune_gc
+
 
 def main() -> None:
     target, server, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    tune_gc()  # as every service of the pipeline runs: the ingest app and the bare one alike
     if server == "granian":  # exactly as ingest runs: pipeline-ingest's own server settings
         from ingest.main import server as granian_server
         from pipeline.settings import IngestSettings

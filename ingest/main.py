@@ -27,7 +27,7 @@ from granian.server import Server
 from granian.server.common import AbstractServer
 
 from ingest.headers_deadline import with_header_timeout
-from pipeline.entry import settings_or_exit
+from pipeline.entry import settings_or_exit, tune_gc
 from pipeline.settings import IngestSettings
 
 TARGET = "ingest.asgi:app_factory"
@@ -83,6 +83,9 @@ def uvicorn_config(cfg: IngestSettings, target: str = TARGET) -> uvicorn.Config:
 
 def main() -> None:
     settings = settings_or_exit("pipeline-ingest")  # a config error is one line, before any worker
+    import ingest.asgi  # noqa: F401  the app's modules, loaded before the collector is tuned
+
+    tune_gc()
     uvicorn.Server(uvicorn_config(settings.ingest)).run()
 
 

@@ -5,6 +5,7 @@ internal /metrics listener and the service itself."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -13,6 +14,20 @@ from prometheus_client import start_http_server
 
 from pipeline.logs import configure_logging
 from pipeline.settings import ConfigError, Settings, load_settings
+
+#: the collector's thresholds (Python's are 700, 10, 10): a young collection every 50,000 net
+#: allocations of container objects instead of 700 (decision 0130)
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def tune_gc() -> None:
+    """Once a service has started: what start-up built (modules, framework objects) moves out
+    of the collector's sight for good (``gc.freeze``), and young collections run less often.
+    Cycles are still collected; the hot paths allocate many short-lived containers, and with
+    Python's thresholds the stream worker spent about 12 % of its CPU in the collector."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def settings_or_exit(command: str) -> Settings:
@@ -36,4 +51,5 @@ def run_service(
     settings = settings_or_exit(command)
     configure_logging(settings.log_level)
     serve_metrics(*metrics_at(settings))
+    tune_gc()
     asyncio.run(serve(settings))

@@ -13,9 +13,10 @@ from typing import Any
 
 import faust
 
+from pipeline.entry import tune_gc
 from pipeline.settings import Settings
 from streams import READY_LINE
-from streams.faust_glue import AckedTable, WorkerTransport
+from streams.faust_glue import AckedTable, LeanMonitor, WorkerTransport
 
 log = logging.getLogger("streams")
 
@@ -46,6 +47,7 @@ def faust_app(settings: Settings) -> faust.App:
         table_cleanup_interval=300.0,
         logging_config=None,
         Table=AckedTable,
+        monitor=LeanMonitor(),
     )
     transport = WorkerTransport(app.conf.broker_consumer, app)
     transport.gapless_topics = frozenset({t.raw})
@@ -55,8 +57,9 @@ def faust_app(settings: Settings) -> faust.App:
 
 class StreamWorker(faust.Worker):
     """A Faust worker for a service: no terminal spinner (at WARNING and above it turns the
-    root logger to DEBUG, and every library then builds debug records), and one line on
-    stderr when it is ready, whatever the log level (the local stack's launcher waits for it)."""
+    root logger to DEBUG, and every library then builds debug records), the collector tuned
+    once started (``tune_gc``), and one line on stderr when it is ready, whatever the log
+    level (the local stack's launcher waits for it)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -64,6 +67,7 @@ class StreamWorker(faust.Worker):
 
     async def on_startup_finished(self) -> None:
         await super().on_startup_finished()
+        tune_gc()  # after Faust built its services, tables and topics
         os.write(2, f"{READY_LINE}\n".encode())  # below Faust's redirection of sys.stderr
 
 

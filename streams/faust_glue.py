@@ -10,11 +10,13 @@ import logging
 import weakref
 from collections.abc import Coroutine, Generator, Iterator
 from contextlib import contextmanager
+from time import monotonic
 from typing import Any, cast
 
 import faust
 import faust.streams as faust_streams
 import faust.transport.drivers.aiokafka as aiokafka_driver
+from faust.sensors.monitor import Monitor
 from faust.types import EventT
 from faust.types.tuples import FutureMessage
 from mode.services import WaitResults
@@ -190,6 +192,40 @@ class _Resumed:
                     pending = coro.send(None)
             except StopIteration as done:
                 return done.value
+
+
+class LeanMonitor(Monitor):
+    """Faust's monitor, keeping only what Faust itself reads of it.
+
+    The monitor is a sensor that Faust calls four times per message and twice per produce, to
+    count and time everything for its web views (off here; the worker's metrics are our own,
+    streams.metrics). Kept: when each partition's stream last took an event, which Faust's
+    slow-processing warnings read (``stream_inbound_time``); the offset and commit hooks,
+    called per fetch and per commit, stay Faust's."""
+
+    def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
+        pass
+
+    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> None:
+        self.stream_inbound_time[tp] = monotonic()
+
+    def on_stream_event_out(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
+        pass
+
+    def on_table_get(self, table: Any, key: Any) -> None:
+        pass
+
+    def on_table_set(self, table: Any, key: Any, value: Any) -> None:
+        pass
+
+    def on_send_initiated(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def on_send_completed(self, *args: Any, **kwargs: Any) -> None:
+        pass
 
 
 class WorkerTransport(aiokafka_driver.Transport):

@@ -34,3 +34,16 @@ def test_a_bad_config_is_one_line_naming_the_command(
     assert done.returncode == 1, out
     assert len(out.splitlines()) == 1 and out.startswith(f"{command}: "), out
     assert "no_such_key" in out, out
+
+
+def test_tune_gc_freezes_what_start_up_built_and_raises_the_thresholds() -> None:
+    """Run in a child: the collector's settings are the process's own."""
+    code = (
+        "import gc\n"
+        "from pipeline.entry import GC_THRESHOLDS, tune_gc\n"
+        "before = gc.get_threshold()\n"
+        "tune_gc()\n"
+        "print(before, gc.get_threshold() == GC_THRESHOLDS, gc.get_freeze_count() > 1000)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["(700,", "10,", "10)", "True", "True"]
