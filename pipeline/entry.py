@@ -21,8 +21,9 @@ GC_THRESHOLDS = (50_000, 20, 100)
 
 
 def tune_gc() -> None:
-    """Once a service has started: what start-up built (modules, framework objects) moves out
-    of the collector's sight for good (``gc.freeze``), and young collections run less often.
+    """Once a service's code is loaded (the stream worker: once Faust has started), before it
+    serves: what was built so far (modules, framework objects) moves out of the collector's
+    sight for good (``gc.freeze``), and young collections run less often.
     Cycles are still collected; the hot paths allocate many short-lived containers, and with
     Python's thresholds the stream worker spent about 12 % of its CPU in the collector."""
     gc.collect()

@@ -246,7 +246,7 @@ def test_the_workers_aiokafka_consumer_fetches_in_batches(settings: Any) -> None
 def test_the_lean_monitor_keeps_what_faust_reads_and_skips_the_per_message_counting(
     settings: Any,
 ) -> None:
-    """The app's monitor is a LeanMonitor: each hook it leaves out is one Faust's Monitor has
+    """The app's monitor is a LeanMonitor: each hook it overrides is one Faust's Monitor has
     (a renamed hook would silently count again), and it still records when a partition's
     stream last took an event, which Faust's slow-processing warnings read."""
     from faust.sensors.monitor import Monitor
@@ -256,9 +256,9 @@ def test_the_lean_monitor_keeps_what_faust_reads_and_skips_the_per_message_count
 
     app = faust_app(settings)
     assert isinstance(app.monitor, LeanMonitor)
-    skipped = [n for n, f in vars(LeanMonitor).items() if n.startswith("on_") and callable(f)]
-    assert len(skipped) == 8
-    assert all(callable(getattr(Monitor, n, None)) for n in skipped)
+    overridden = [n for n, f in vars(LeanMonitor).items() if n.startswith("on_") and callable(f)]
+    assert len(overridden) == 8
+    assert all(callable(getattr(Monitor, n, None)) for n in overridden)
     monitor, tp = LeanMonitor(), faust.types.TP("webhooks.raw", 1)
     monitor.on_message_in(tp, 7, object())
     monitor.on_stream_event_in(tp, 7, object(), object())
