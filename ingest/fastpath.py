@@ -17,6 +17,7 @@ same and that fallback runs the same ``WebhookIntake``.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Coroutine
 from typing import Any
 
 import structlog
@@ -37,6 +38,7 @@ from ingest import metrics
 from ingest.ids import request_id
 from ingest.middleware import DRAIN_LIMIT
 from ingest.webhooks import JSON, Answer, WebhookIntake, refusal
+from pipeline import eager
 
 log = structlog.get_logger("ingest")
 
@@ -129,15 +131,14 @@ class WebhookRoute:
         size = 0
         more = True
         try:
-            async with asyncio.timeout_at(deadline):  # one timer for the whole body
-                while more and size <= self._max:
-                    message: HTTPReceiveMessage = await receive()  # type: ignore[assignment]
-                    if message["type"] == "http.disconnect":
-                        raise _Disconnected
-                    more = message.get("more_body", False)
-                    chunk = message.get("body", b"")
-                    size += len(chunk)
-                    chunks.append(chunk)
+            while more and size <= self._max:
+                message: HTTPReceiveMessage = await _by(deadline, receive())
+                if message["type"] == "http.disconnect":
+                    raise _Disconnected
+                more = message.get("more_body", False)
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                chunks.append(chunk)
         except TimeoutError:
             return refusal(408, self._too_slow, headers=_CLOSE)
         if size > self._max:
@@ -161,6 +162,19 @@ class WebhookRoute:
         except TimeoutError:
             pass
         return refusal(413, "Request Entity Too Large")
+
+
+async def _by(deadline: float, received: Awaitable[Any]) -> Any:
+    """What ``receive()`` gives, by ``deadline`` (else TimeoutError). A body that came with
+    the headers is there at once (uvicorn's ``receive`` then completes without suspending):
+    only a wait sets a timer (decision 0140)."""
+    if isinstance(received, Coroutine):
+        done, result = eager.step(received)
+        if done:
+            return result
+        received = result
+    async with asyncio.timeout_at(deadline):
+        return await received
 
 
 class IngestApp(Litestar):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Coroutine, Generator, Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from time import monotonic
 from typing import Any, cast
@@ -20,6 +20,8 @@ from faust.sensors.monitor import Monitor
 from faust.types import EventT
 from faust.types.tuples import FutureMessage
 from mode.services import WaitResults
+
+from pipeline import eager
 
 log = logging.getLogger("streams")
 
@@ -130,13 +132,12 @@ class WorkerConsumer(aiokafka_driver.Consumer):
         if timeout is not None or len(coros) != 2 or not isinstance(coros[0], Coroutine):
             return await super().wait_first(*coros, timeout=timeout)
         delivery, other = coros
-        try:
-            pending = delivery.send(None)
-        except StopIteration as done:  # completed without suspending: the fast path
+        done, result = eager.step(delivery)
+        if done:  # completed without suspending: the fast path
             if isinstance(other, Coroutine):
                 other.close()  # never started; closing it keeps "never awaited" away
-            return WaitResults([delivery], [done.value], False)
-        return await super().wait_first(_Resumed(delivery, pending), other)
+            return WaitResults([delivery], [result], False)
+        return await super().wait_first(result, other)
 
     async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
         # Faust's read offset: the last offset delivered, or, after a seek, the next to read
@@ -171,27 +172,6 @@ class WorkerConsumer(aiokafka_driver.Consumer):
     async def seek_wait(self, partitions: Any) -> None:
         self._seek_epoch += 1
         await super().seek_wait(partitions)
-
-
-class _Resumed:
-    """An awaitable that goes on with a coroutine already run up to its first suspension,
-    where it yielded ``pending`` (what it waits for) to whoever drives it."""
-
-    def __init__(self, coro: Coroutine[Any, Any, Any], pending: Any) -> None:
-        self.coro, self.pending = coro, pending
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        coro, pending = self.coro, self.pending
-        while True:
-            try:
-                try:
-                    yield pending
-                except BaseException as exc:  # thrown in by the driving task (a cancellation)
-                    pending = coro.throw(exc)
-                else:
-                    pending = coro.send(None)
-            except StopIteration as done:
-                return done.value
 
 
 class LeanMonitor(Monitor):

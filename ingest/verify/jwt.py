@@ -1,8 +1,11 @@
 """JWT: ``Authorization: Bearer <compact JWS>`` over claims ``iat`` and ``request_body_sha256``.
 
 Each configured key accepts only its own algorithm (HS256 with a shared secret, RS256 or ES256
-with a public key), so ``none`` and HS/RS key confusion cannot pass. PyJWT checks the signature;
-the time claims are checked here against the injected clock.
+with a public key), so ``none`` and HS/RS key confusion cannot pass. The signature is checked
+by PyJWT's algorithm objects (``cryptography`` underneath), each key prepared once; the token's
+three segments are read here, once, in their canonical spelling, and its time claims checked
+against the injected clock. ``jwt.decode`` did the same checks and read everything twice more
+(decision 0140).
 """
 
 from __future__ import annotations
@@ -16,24 +19,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import jwt
+import orjson
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from jwt.types import Options
+from jwt.algorithms import Algorithm, get_default_algorithms
+from jwt.exceptions import InvalidKeyError
 
 from ingest.verify.base import Clock, Headers, SignatureError, check_fresh, system_clock
 
 HEADER = "authorization"
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
-_OPTIONS: Options = {
-    "verify_exp": False,
-    "verify_nbf": False,
-    "verify_iat": False,
-    "verify_aud": False,
-    "verify_iss": False,
-    "require": ["iat", "request_body_sha256"],
-}
+REQUIRED = ("iat", "request_body_sha256")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +45,15 @@ class JwtVerifier:
     kept_headers: tuple[str, ...] = ()
 
     def __init__(self, keys: Sequence[JwtKeySpec], clock: Clock = system_clock) -> None:
-        self._keys = [(k.alg, _load_key(k)) for k in keys]
+        algorithms = get_default_algorithms()
+        self._keys: list[tuple[str, Algorithm, Any]] = []
+        for k in keys:
+            algorithm = algorithms[k.alg]
+            try:
+                prepared = algorithm.prepare_key(_load_key(k))
+            except InvalidKeyError:  # an HS256 secret that is a PEM or SSH key, or a JWK
+                raise ValueError(f"{k.alg} secret must not be a public key") from None
+            self._keys.append((k.alg, algorithm, prepared))
         self._clock = clock
 
     def verify(self, body: bytes, headers: Headers) -> None:
@@ -65,26 +70,31 @@ class JwtVerifier:
             raise SignatureError("request_body_sha256 does not match the body")
 
     def _decode(self, token: str) -> dict[str, Any]:
-        if not _canonical(token):
+        """The claims of a token signed by one of the keys, or the refusal: as ``jwt.decode``
+        with the algorithm pinned per key, no ``crit`` extension understood (RFC 7515 4.1.11)
+        and the payload a JSON object with the required claims."""
+        segments = _segments(token)
+        if segments is None:
             raise SignatureError("malformed bearer token")
-        try:
-            alg = jwt.get_unverified_header(token).get("alg")
-        except jwt.DecodeError:
-            raise SignatureError("malformed bearer token") from None
-        candidates = [key for key_alg, key in self._keys if key_alg == alg]
+        header = _object(segments[0])
+        alg = header.get("alg")
+        candidates = [(a, key) for key_alg, a, key in self._keys if key_alg == alg]
         if not isinstance(alg, str) or not candidates:
             raise SignatureError("token algorithm not accepted")
-        for key in candidates:
-            try:
-                claims: dict[str, Any] = jwt.decode(token, key, algorithms=[alg], options=_OPTIONS)
-                return claims
-            except jwt.InvalidSignatureError:
-                continue
-            except jwt.MissingRequiredClaimError as exc:
-                raise SignatureError(f"missing {exc.claim} claim") from None
-            except jwt.InvalidTokenError:
-                raise SignatureError("malformed bearer token") from None
-        raise SignatureError("bad signature")
+        if (
+            "crit" in header
+            or header.get("b64", True) is not True
+            or not isinstance(header.get("kid", ""), str)
+        ):
+            raise SignatureError("malformed bearer token")
+        signing_input = token[: token.rindex(".")].encode()
+        if not any(a.verify(signing_input, key, segments[2]) for a, key in candidates):
+            raise SignatureError("bad signature")
+        claims = _object(segments[1])
+        for claim in REQUIRED:
+            if claims.get(claim) is None:
+                raise SignatureError(f"missing {claim} claim")
+        return claims
 
 
 def _bearer(headers: Headers) -> str:
@@ -99,20 +109,32 @@ def _bearer(headers: Headers) -> str:
     return token.strip()
 
 
-def _canonical(token: str) -> bool:
-    """Three base64url segments in their one canonical spelling: no padding, no stray
-    characters, no unused bits set (PyJWT's decoder would tolerate all three)."""
+def _segments(token: str) -> list[bytes] | None:
+    """The three base64url segments, decoded, if each is in its one canonical spelling: no
+    padding, no stray characters, no unused bits set (PyJWT's decoder would tolerate all
+    three); None otherwise."""
     parts = token.split(".")
     if len(parts) != 3 or not all(_SEGMENT.fullmatch(p) for p in parts):
-        return False
+        return None
     try:
         decoded = [base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)) for p in parts]
     except binascii.Error:  # a segment of 4n+1 characters
-        return False
-    return all(
-        base64.urlsafe_b64encode(d).rstrip(b"=").decode() == p
-        for d, p in zip(decoded, parts, strict=True)
-    )
+        return None
+    for d, p in zip(decoded, parts, strict=True):
+        if base64.urlsafe_b64encode(d).rstrip(b"=").decode() != p:
+            return None
+    return decoded
+
+
+def _object(segment: bytes) -> dict[str, Any]:
+    """A header or payload segment: a JSON object."""
+    try:
+        value = orjson.loads(segment)
+    except orjson.JSONDecodeError:
+        raise SignatureError("malformed bearer token") from None
+    if not isinstance(value, dict):
+        raise SignatureError("malformed bearer token")
+    return value
 
 
 def _number(claims: dict[str, Any], name: str) -> float:
@@ -123,7 +145,7 @@ def _number(claims: dict[str, Any], name: str) -> float:
 
 
 def _load_key(spec: JwtKeySpec) -> Any:
-    """The key object for PyJWT; ValueError (never echoing the key) when it does not fit alg."""
+    """The key for PyJWT's algorithm; ValueError (never echoing it) when it does not fit alg."""
     if spec.alg == "HS256":
         if not spec.key:
             raise ValueError("HS256 key needs a non-empty secret")

@@ -3,6 +3,7 @@ front of: the same requests through both ways in give the same status, headers a
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import time
@@ -148,3 +149,46 @@ def test_an_invalid_content_length_is_400_in_json(
     r = client.post("/webhooks/coinbase", content=b"{}", headers={"content-length": "x"})
     assert r.status_code == 400
     assert "content-length" in r.json()["detail"].lower()
+
+
+# ---- the body's deadline: a timer only for a receive that waits ------------------------------
+
+
+def _route(timeout_s: float) -> fastpath.WebhookRoute:
+    return fastpath.WebhookRoute(None, 1000, timeout_s, cors=False)  # type: ignore[arg-type]
+
+
+async def test_a_body_that_came_with_its_headers_is_read_without_a_timer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_timer(deadline: float) -> None:
+        raise AssertionError("a timer was set for a body that was there")
+
+    monkeypatch.setattr(fastpath.asyncio, "timeout_at", no_timer)
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b'{"a":1}', "more_body": False}
+
+    assert await _route(5)._body(receive, None) == b'{"a":1}'
+
+
+async def test_a_body_in_parts_that_wait_is_read_whole() -> None:
+    parts = [b'{"a":', b"1}"]
+
+    async def receive() -> dict[str, object]:
+        await asyncio.sleep(0.01)
+        body = parts.pop(0)
+        return {"type": "http.request", "body": body, "more_body": bool(parts)}
+
+    assert await _route(5)._body(receive, None) == b'{"a":1}'
+
+
+async def test_a_body_that_does_not_come_is_408_by_the_deadline() -> None:
+    async def receive() -> dict[str, object]:
+        await asyncio.sleep(0.01)
+        return {"type": "http.request", "body": b"{", "more_body": True}
+
+    started = time.monotonic()
+    answer = await _route(0.2)._body(receive, None)
+    assert isinstance(answer, fastpath.Answer) and answer.status == 408
+    assert 0.2 <= time.monotonic() - started < 1.5  # one deadline for the whole body

@@ -548,3 +548,43 @@ def test_jwt_non_canonical_base64_is_refused() -> None:
     twin = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[last ^ 1]
     for mangled in (f"{head}.{payload}.{sig[:-1]}{twin}", f"{head}.{payload}.{sig}=="):
         assert refused(jwt_verifier(HS), body, bearer(mangled)) == "malformed bearer token"
+
+
+def hs256_token(header: Any, payload: Any) -> str:
+    """A token signed with HS_SECRET over exactly these header and payload documents."""
+    head_and_body = ".".join(b64url(json.dumps(part).encode()) for part in (header, payload))
+    mac = hmac.new(HS_SECRET.encode(), head_and_body.encode(), hashlib.sha256).digest()
+    return f"{head_and_body}.{b64url(mac)}"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"alg": "HS256", "crit": ["exp"], "exp": 1},  # an extension we do not understand
+        {"alg": "HS256", "crit": ["b64"], "b64": False},  # a detached payload
+        {"alg": "HS256", "b64": False},
+        {"alg": "HS256", "kid": 7},
+    ],
+)
+def test_jwt_headers_we_do_not_understand_are_refused(header: dict[str, Any]) -> None:
+    body = b"{}"
+    token = hs256_token(header, claims(body))
+    assert refused(jwt_verifier(HS), body, bearer(token)) == "malformed bearer token"
+
+
+@pytest.mark.parametrize("payload", [["iat"], "claims", 1790000000])
+def test_jwt_signed_payload_that_is_not_an_object_is_refused(payload: Any) -> None:
+    token = hs256_token({"alg": "HS256", "typ": "JWT"}, payload)
+    assert refused(jwt_verifier(HS), b"{}", bearer(token)) == "malformed bearer token"
+
+
+def test_jwt_a_string_kid_and_a_typ_are_fine() -> None:
+    body = b"{}"
+    token = hs256_token({"alg": "HS256", "typ": "JWT", "kid": "k1"}, claims(body))
+    jwt_verifier(HS).verify(body, bearer(token))
+
+
+def test_jwt_a_payload_is_read_only_once_its_signature_holds() -> None:
+    head = b64url(json.dumps({"alg": "HS256"}).encode())
+    token = f"{head}.{b64url(b'not json')}.{b64url(b'x' * 32)}"
+    assert refused(jwt_verifier(HS), b"{}", bearer(token)) == "bad signature"
