@@ -16,7 +16,7 @@ import faust
 from pipeline.entry import tune_gc
 from pipeline.settings import Settings
 from streams import READY_LINE
-from streams.faust_glue import AckedTable, LeanMonitor, WorkerTransport
+from streams.faust_glue import BatchTable, LeanMonitor, WorkerTransport
 
 log = logging.getLogger("streams")
 
@@ -25,8 +25,9 @@ EXIT_AGENT_FAILED = 70
 
 
 def faust_app(settings: Settings) -> faust.App:
-    """The app: acks=all, short session and rebalance times, no web server, tables whose
-    changelog deliveries are awaited, and the fetch loop of decisions 0008 and 0009."""
+    """The app: acks=all, short session and rebalance times, no web server, a table whose
+    changelog the worker writes a batch at a time (decision 0150), and the fetch loop of
+    decisions 0008 and 0009."""
     s, t = settings.streams, settings.topics
     app = faust.App(
         s.app_id,
@@ -46,7 +47,7 @@ def faust_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         table_cleanup_interval=300.0,
         logging_config=None,
-        Table=AckedTable,
+        Table=BatchTable,
         monitor=LeanMonitor(),
     )
     transport = WorkerTransport(app.conf.broker_consumer, app)

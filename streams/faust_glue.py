@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Coroutine, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
 from contextlib import contextmanager
 from time import monotonic
 from typing import Any, cast
@@ -17,8 +17,7 @@ import faust
 import faust.streams as faust_streams
 import faust.transport.drivers.aiokafka as aiokafka_driver
 from faust.sensors.monitor import Monitor
-from faust.types import EventT
-from faust.types.tuples import FutureMessage
+from faust.types import TP, EventT
 from mode.services import WaitResults
 
 from pipeline import eager
@@ -48,25 +47,42 @@ def as_current(message: Any) -> Iterator[None]:
         del event
 
 
-class AckedTable(faust.Table[Any, Any]):
-    """A table whose changelog deliveries can be awaited (``take_unacked``).
+class BatchTable(faust.Table[Any, Any]):
+    """The ``transactions`` table, written a batch at a time by the worker (decision 0150).
 
-    Faust's ``Table.on_key_set`` sends the changelog record and drops the future: a failed
-    delivery would go unnoticed while the source offsets commit. This is the same method,
-    keeping the future, so that a batch commits only after its changelog is acknowledged."""
+    ``table[key] = value`` in Faust writes the store and hands the changelog record to Faust's
+    producer buffer (a ``FutureMessage``, the topic's send path, a dropped delivery future)
+    and, once it is acknowledged, writes its offset to RocksDB: per record. Here ``store``
+    writes the store alone, in the current record's partition as Faust does; the worker sends
+    the changelog record (same key, value and partition, to ``changelog_topic_name``) with the
+    batch's other records and awaits its ack; ``persisted`` then writes each partition's last
+    changelog offset once per batch, before the batch's source offsets may commit. Recovery
+    reads the changelog from that offset on: never past what the store holds."""
 
     def on_key_set(self, key: Any, value: Any) -> None:
-        fut = self.send_changelog(self.partition_for_key(key), key, value)
-        self.__dict__.setdefault("_unacked", []).append(fut)
-        partition = fut.message.partition
-        assert partition is not None
-        self._maybe_set_key_ttl(key, partition)
-        self._sensor_on_set(self, key, value)
+        raise TypeError("write this table with store() and send its changelog record")
 
-    def take_unacked(self) -> list[FutureMessage]:
-        """The changelog deliveries sent since the last call."""
-        unacked: list[FutureMessage] = self.__dict__.pop("_unacked", [])
-        return unacked
+    def store(self, key: bytes, value: bytes, message: Any) -> None:
+        """Put ``value`` in the store of ``message``'s partition (no changelog record)."""
+        with as_current(message):
+            self.data[key] = value
+
+    def load(self, key: bytes, message: Any) -> bytes | None:
+        """The value of ``key`` in the store of ``message``'s partition, or None: one read
+        (``table.get`` asks the store whether it has the key, then reads it)."""
+        with as_current(message):
+            value: bytes | None = self.data.get(key)
+            return value
+
+    def persisted(self, acked: Iterable[Any]) -> None:
+        """Each partition's last offset among ``acked`` changelog records (their metadata),
+        written to its store: where recovery will read the changelog from."""
+        last: dict[int, int] = {}
+        for meta in acked:
+            last[meta.partition] = max(meta.offset, last.get(meta.partition, -1))
+        name = self.changelog_topic_name
+        for partition, offset in last.items():
+            self.data.set_persisted_offset(TP(name, partition), offset)
 
 
 #: how long the fetch loop waits for records in one call (Faust: a second); see WorkerConsumer
@@ -111,7 +127,10 @@ class WorkerConsumer(aiokafka_driver.Consumer):
        counts the jump as a gap and may commit over it: records lost. Here the partition is
        sought back to the last offset read before the next fetch; what comes twice is
        harmless, every step being idempotent. A jump seen twice at the same place is a real
-       gap (records deleted by retention) and left to Faust.
+       gap (records deleted by retention) and left to Faust. The same is done as soon as a
+       fetch's records have been handed on, when some of them were not delivered
+       (``_undelivered``): a partition that gets no more records would otherwise show no
+       jump, and keep its dropped records undelivered until it does.
     3. **A short wait per fetch** (decision 0100). While a stream's buffer is full, Faust
        leaves its partitions out of the fetch, and a fetch for the others (here the
        assignor's leader topic alone, which has no records) then waits up to its timeout,
@@ -124,6 +143,8 @@ class WorkerConsumer(aiokafka_driver.Consumer):
     _holes_epoch = 0
     _seek_epoch = 0
     _seen_jumps: frozenset[tuple[Any, int]] = frozenset()
+    _fetched: dict[Any, tuple[int, int]] = {}  # per partition, the offsets of the last fetch
+    _fetched_epoch = 0
 
     def _new_consumer_thread(self) -> Any:
         return WorkerConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -147,10 +168,14 @@ class WorkerConsumer(aiokafka_driver.Consumer):
             await super()._add_gap(tp, offset_from, offset_to)
             return
         self._seen_jumps |= {(tp, read)}
+        self._hole(tp, read)
+        log.warning("%s jumped from %d to %d: fetching it again from %d", tp, read, offset_to, read)
+
+    def _hole(self, tp: Any, offset: int) -> None:
+        """Fetch ``tp`` again from ``offset`` before the next fetch, unless a seek comes first."""
         if self._holes_epoch != self._seek_epoch:
             self._holes, self._holes_epoch = {}, self._seek_epoch
-        self._holes = {**self._holes, tp: min(self._holes.get(tp, read), read)}
-        log.warning("%s jumped from %d to %d: fetching it again from %d", tp, read, offset_to, read)
+        self._holes = {**self._holes, tp: min(self._holes.get(tp, offset), offset)}
 
     async def _wait_next_records(self, timeout: float) -> Any:
         holes, self._holes = self._holes, {}
@@ -159,7 +184,46 @@ class WorkerConsumer(aiokafka_driver.Consumer):
             for tp, offset in holes.items():
                 if tp in assigned:
                     await self.seek(tp, offset)
-        return await super()._wait_next_records(min(timeout, FETCH_WAIT_S))
+        fetched = await super()._wait_next_records(min(timeout, FETCH_WAIT_S))
+        records = fetched[0] or {}
+        gapless = self.transport.gapless_topics  # type: ignore[attr-defined]
+        self._fetched = {
+            tp: (rs[0].offset, rs[-1].offset)
+            for tp, rs in records.items()
+            if rs and tp.topic in gapless
+        }
+        self._fetched_epoch = self._seek_epoch
+        return fetched
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
+        try:
+            async for tp, message in super().getmany(timeout):
+                yield tp, message
+        finally:  # run through, broken off, or closed with the fetch loop (a cancelled task)
+            self._undelivered()
+
+    def _undelivered(self) -> None:
+        """Once a fetch's records are handed on: a partition of a gapless topic whose records
+        were fetched but not all delivered (Faust's ``getmany`` drops the rest when the flow
+        stops or the generation changes while it iterates, and all of them when the fetch
+        loop is stopped during a rebalance) is fetched again from the last offset delivered,
+        at once rather than when its next record shows the jump. Not after a seek: Faust
+        reads again from where it sought."""
+        fetched, self._fetched = self._fetched, {}
+        if self._fetched_epoch != self._seek_epoch:
+            return
+        for tp, (first, last) in fetched.items():
+            read = self._read_offset.get(tp)
+            if read is None or read < last:
+                again = first if read is None else read
+                self._hole(tp, again)
+                log.warning(
+                    "%s: fetched up to %d, delivered up to %s: fetching it again from %d",
+                    tp,
+                    last,
+                    read,
+                    again,
+                )
 
     async def seek(self, partition: Any, offset: int) -> None:
         self._seek_epoch += 1

@@ -32,7 +32,7 @@ from pipeline.settings import Settings
 from streams import flow
 from streams.cache import EntryCache
 from streams.faust_app import fail_loudly, faust_app
-from streams.faust_glue import AckedTable, as_current
+from streams.faust_glue import BatchTable
 
 #: batches whose records may await the broker's acks while the next batch is processed
 IN_FLIGHT = 2
@@ -51,7 +51,7 @@ class Worker:
         self.raw = self._topic(self.t.raw)
         # per payment: its state and its recently seen event ids; bytes in, bytes out
         self.table = cast(
-            AckedTable,
+            BatchTable,
             app.Table(
                 "transactions",
                 default=None,
@@ -78,55 +78,66 @@ class Worker:
             async for batch in batches:
                 for event in batch:  # Faust acks the batch when the next one is taken: hold it
                     event.message.incref()
-                deliveries = await self.run_batch(batch)
+                sent, changes = await self.run_batch(batch)
                 if len(in_flight) == IN_FLIGHT:
                     await in_flight.popleft()
                 previous = in_flight[-1] if in_flight else None
-                in_flight.append(asyncio.create_task(self.settle(batch, deliveries, previous)))
+                settling = self.settle(batch, sent, changes, previous)
+                in_flight.append(asyncio.create_task(settling))
 
     async def settle(
         self,
         events: Sequence[EventT[bytes]],
-        deliveries: list[Any],
+        sent: list[Any],
+        changes: list[Any],
         previous: asyncio.Task[None] | None,
     ) -> None:
         """Ack the batch's records once every record it produced is acknowledged, and after
-        the batch before it: offsets are acked in the order they were read."""
+        the batch before it: offsets are acked in the order they were read. The table's
+        changelog offsets are persisted first (``BatchTable.persisted``)."""
         async with fail_loudly("process"):
-            await asyncio.gather(*deliveries)
+            await asyncio.gather(*sent)
+            acked = await asyncio.gather(*changes)
             if previous is not None:
                 await previous
+            self.table.persisted(acked)
             for event in events:
                 event.ack()
 
-    async def run_batch(self, events: Sequence[EventT[bytes]]) -> list[Any]:
+    async def run_batch(self, events: Sequence[EventT[bytes]]) -> tuple[list[Any], list[Any]]:
         """One batch through ``flow.process``, handed to the producer; returns the deliveries
-        of every record it produced (outputs, dead letters, re-routed, changelog)."""
+        of the records it produced (outputs, dead letters, re-routed), and of its table
+        changelog records."""
         now_ms = int(time.time() * 1000)  # receipt-to-processing metrics only, never state
         messages = (e.message for e in events)
         s, t = self.s, self.t
         out = flow.process(messages, self.lookup, s.dedup_ttl_s * 1000, s.max_state_bytes, now_ms)
-        send = self.send
+        send, table, changelog = self.send, self.table, self.table.changelog_topic_name
         sent = [await send(t.raw, k, m.value, flow.headers_of(m)) for k, m in out.reroute]
         sent += [await send(t.dlq, k, v) for k, v in out.dead]
+        changes = []
         for key, w in out.payments.items():
-            if w.value is not None:
-                with as_current(w.last):
-                    self.table[key] = w.value  # its store and changelog partition: the record's
+            if w.value is not None:  # its store and changelog partition: its record's
+                table.store(key, w.value, w.last)
+                changes.append(await send(changelog, key, w.value, partition=w.last.partition))
             sent.append(await send(t.state, key, w.snapshot))
             self.cache.put(key, w.entry)
         sent += [await send(t.transitions, k, v) for k, v in out.transitions]
-        return [*sent, *self.table.take_unacked()]
+        return sent, changes
 
     def lookup(self, key: bytes, m: flow.Message) -> Entry:
         entry = self.cache.get(key)
-        if entry is None:
-            with as_current(m):  # read the record's own store
-                entry = decode_entry(self.table.get(key))
+        if entry is None:  # read the record's own store
+            entry = decode_entry(self.table.load(key, m))
         return entry
 
     async def send(
-        self, name: str, key: bytes, value: bytes | None, headers: Any = None
+        self,
+        name: str,
+        key: bytes,
+        value: bytes | None,
+        headers: Any = None,
+        partition: int | None = None,
     ) -> Awaitable[Any]:
         """Hand one record to the producer; returns its delivery (the broker's ack).
 
@@ -135,7 +146,7 @@ class Worker:
         producer = self.app.producer
 
         async def once() -> Awaitable[Any]:
-            sent: Awaitable[Any] = await producer.send(name, key, value, None, None, headers)
+            sent: Awaitable[Any] = await producer.send(name, key, value, partition, None, headers)
             return sent
 
         return await retry(once, self.policy, (KafkaError, ProducerSendError, OSError))

@@ -4,59 +4,66 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import textwrap
 from typing import Any
 
 import faust
 import faust.streams as faust_streams
 import faust.transport.drivers.aiokafka as aiokafka_driver
 import pytest
+from faust.types import TP
 
 from streams.faust_glue import (
     FETCH_MAX_WAIT_MS,
     FETCH_MIN_BYTES,
     FETCH_WAIT_S,
-    AckedTable,
+    BatchTable,
     WorkerConsumer,
     as_current,
 )
 
-#: the body of faust.Table.on_key_set that AckedTable.on_key_set repeats, keeping the future
-FAUST_ON_KEY_SET = """\
-def on_key_set(self, key: KT, value: VT) -> None:
-    \"\"\"Call when the value for a key in this table is set.\"\"\"
-    fut = self.send_changelog(self.partition_for_key(key), key, value)
-    # partition may be None, in which case the finalized partition
-    # is in fut.partition
-    partition = fut.message.partition
-    assert partition is not None
-    self._maybe_set_key_ttl(key, partition)
-    self._sensor_on_set(self, key, value)
-"""
+
+def batch_table() -> Any:
+    """A ``BatchTable`` of an app that never starts (memory store, no broker)."""
+    app = faust.App("glue-test", store="memory://", Table=BatchTable, web_enabled=False)
+    return app.Table("transactions", default=None, key_type=bytes, value_type=bytes)
 
 
-def test_faust_table_on_key_set_is_still_what_acked_table_repeats() -> None:
-    source = textwrap.dedent(inspect.getsource(faust.Table.on_key_set))
-    assert source == FAUST_ON_KEY_SET
+def test_a_write_through_fausts_own_path_is_refused() -> None:
+    table = batch_table()
+    with pytest.raises(TypeError, match="store"):
+        table[b"k"] = b"v"
+    assert b"k" not in table.data
 
 
-def test_acked_table_keeps_every_changelog_future_until_taken() -> None:
+def test_store_writes_the_store_alone() -> None:
+    table = batch_table()
     sent: list[object] = []
+    table.send_changelog = lambda *args, **kwargs: sent.append(args)
 
-    class Fut:
-        class message:  # the shape of faust's FutureMessage.message
-            partition = 3
+    class Message:
+        partition = 2
 
-    table: Any = AckedTable.__new__(AckedTable)
-    table.send_changelog = lambda p, k, v: sent.append((p, k, v)) or Fut()
-    table.partition_for_key = lambda key: 3
-    table._maybe_set_key_ttl = lambda key, partition: None
-    table._sensor_on_set = lambda t, key, value: None
-    AckedTable.on_key_set(table, b"k1", b"v1")
-    AckedTable.on_key_set(table, b"k2", b"v2")
-    assert sent == [(3, b"k1", b"v1"), (3, b"k2", b"v2")]
-    assert len(table.take_unacked()) == 2
-    assert table.take_unacked() == []
+    table.store(b"k", b"v", Message())
+    assert table.data[b"k"] == b"v" and sent == []
+
+
+def test_persisted_writes_each_partitions_last_changelog_offset_once() -> None:
+    table = batch_table()
+    written: list[tuple[object, int]] = []
+
+    class Store:
+        def set_persisted_offset(self, tp: object, offset: int) -> None:
+            written.append((tp, offset))
+
+    class Meta:
+        def __init__(self, partition: int, offset: int) -> None:
+            self.partition, self.offset = partition, offset
+
+    table._data = Store()
+    table.persisted([Meta(0, 7), Meta(1, 3), Meta(0, 9), Meta(0, 8)])
+    name = table.changelog_topic_name
+    assert name == "glue-test-transactions-changelog"
+    assert written == [(TP(name, 0), 9), (TP(name, 1), 3)]
 
 
 def test_as_current_makes_the_message_fausts_current_event_and_restores_it() -> None:
@@ -212,6 +219,93 @@ async def test_no_refetch_for_a_partition_no_longer_held(consumer: Any) -> None:
     assert consumer.sought == []
 
 
+class _Record:
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+
+
+@pytest.fixture
+def fetching(consumer: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``consumer`` whose Faust fetch returns ``next_records`` and whose Faust ``getmany``
+    hands on the first ``deliver`` of them and drops the rest (as when the flow stops while it
+    iterates); the read offsets move as Faust's fetch loop moves them, after each delivery."""
+    consumer._read_offset = {}
+    consumer.next_records, consumer.deliver, consumer.delivered = {}, 1000, []
+
+    async def faust_fetch(self: Any, timeout: float) -> Any:
+        records, consumer.next_records = consumer.next_records, {}
+        return records, set(records)
+
+    async def faust_getmany(self: Any, timeout: float) -> Any:
+        records, _ = await self._wait_next_records(timeout)
+        for tp, batch in records.items():
+            for record in batch:
+                if len(consumer.delivered) == consumer.deliver:
+                    return
+                yield tp, record
+                consumer.delivered.append((tp.partition, record.offset))
+                consumer._read_offset[tp] = record.offset
+
+    monkeypatch.setattr(aiokafka_driver.Consumer, "_wait_next_records", faust_fetch)
+    monkeypatch.setattr(aiokafka_driver.Consumer, "getmany", faust_getmany)
+    return consumer
+
+
+async def fetch_and_hand_on(consumer: Any, records: dict[Any, list[int]]) -> None:
+    consumer.next_records = {tp: [_Record(o) for o in offsets] for tp, offsets in records.items()}
+    async for _ in consumer.getmany(1.0):
+        pass
+
+
+async def test_a_fetch_handed_on_whole_is_not_fetched_again(fetching: Any) -> None:
+    await fetch_and_hand_on(fetching, {RAW0: [10, 11, 12], RAW1: [5]})
+    await fetching._wait_next_records(1.0)
+    assert fetching.sought == [] and len(fetching.delivered) == 4
+
+
+async def test_records_fetched_but_dropped_are_fetched_again_at_once(fetching: Any) -> None:
+    fetching._read_offset[RAW1] = 4
+    fetching.deliver = 2  # 10 and 11 delivered, then the flow stops: 12 and RAW1's 5-6 dropped
+    await fetch_and_hand_on(fetching, {RAW0: [10, 11, 12], RAW1: [5, 6]})
+    await fetching._wait_next_records(1.0)
+    assert sorted(fetching.sought) == [(0, 11), (1, 4)]  # from the last offset delivered
+
+
+async def test_a_partition_with_nothing_delivered_yet_is_fetched_again_from_its_first(
+    fetching: Any,
+) -> None:
+    fetching.deliver = 0
+    await fetch_and_hand_on(fetching, {RAW0: [0, 1]})
+    await fetching._wait_next_records(1.0)
+    assert fetching.sought == [(0, 0)]
+
+
+async def test_records_of_a_fetch_loop_that_stopped_are_fetched_again(fetching: Any) -> None:
+    fetching.next_records = {RAW0: [_Record(10), _Record(11), _Record(12)]}
+    handed_on = fetching.getmany(1.0)
+    await anext(handed_on)  # 10 is being delivered when the loop's task is cancelled
+    await handed_on.aclose()
+    await fetching._wait_next_records(1.0)
+    assert fetching.sought == [(0, 10)] and fetching.delivered == []
+
+
+async def test_dropped_records_are_not_fetched_again_after_a_seek(fetching: Any) -> None:
+    fetching.deliver = 1
+    fetching.next_records = {RAW0: [_Record(10), _Record(11)]}
+    async for _ in fetching.getmany(1.0):
+        await fetching.seek(RAW0, 3)  # a rebalance sought to the commit meanwhile
+    sought = list(fetching.sought)
+    await fetching._wait_next_records(1.0)
+    assert fetching.sought == sought == [(0, 3)]
+
+
+async def test_dropped_records_of_other_topics_are_left_to_faust(fetching: Any) -> None:
+    fetching.deliver = 0
+    await fetch_and_hand_on(fetching, {LOG0: [7, 8]})
+    await fetching._wait_next_records(1.0)
+    assert fetching.sought == []
+
+
 def test_fausts_fetch_still_waits_as_long_as_it_is_told() -> None:
     from faust.transport.consumer import Consumer
 
@@ -265,3 +359,14 @@ def test_the_lean_monitor_keeps_what_faust_reads_and_skips_the_per_message_count
     monitor.on_message_out(tp, 7, object())
     assert monitor.stream_inbound_time[tp] > 0
     assert monitor.messages_received_total == 0  # not counted: Faust's web views are off
+
+
+def test_load_reads_what_store_wrote_and_none_for_a_key_never_written() -> None:
+    table = batch_table()
+
+    class Message:
+        partition = 0
+
+    table.store(b"k", b"v", Message())
+    assert table.load(b"k", Message()) == b"v"
+    assert table.load(b"other", Message()) is None
