@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
+from collections.abc import Coroutine, Iterable, Iterator
 from contextlib import contextmanager
 from time import monotonic
 from typing import Any, cast
@@ -89,6 +89,10 @@ class BatchTable(faust.Table[Any, Any]):
 FETCH_WAIT_S = 0.05
 
 
+#: how often the fetch loop compares each raw partition's position with what it delivered
+BEHIND_CHECK_S = 0.5
+
+
 #: the broker answers the worker's fetch once this much is there, or after FETCH_MAX_WAIT_MS
 #: (decision 0110): at 1,000 webhooks/s about 50 fetches a second instead of one per produce
 #: of ingest (~200), for at most 20 ms more latency
@@ -127,10 +131,10 @@ class WorkerConsumer(aiokafka_driver.Consumer):
        counts the jump as a gap and may commit over it: records lost. Here the partition is
        sought back to the last offset read before the next fetch; what comes twice is
        harmless, every step being idempotent. A jump seen twice at the same place is a real
-       gap (records deleted by retention) and left to Faust. The same is done as soon as a
-       fetch's records have been handed on, when some of them were not delivered
-       (``_undelivered``): a partition that gets no more records would otherwise show no
-       jump, and keep its dropped records undelivered until it does.
+       gap (records deleted by retention) and left to Faust. A partition that gets no newer
+       record shows no jump: before a fetch (every ``BEHIND_CHECK_S`` at most), one whose
+       consumer position is past the record after the last delivered is fetched again too
+       (``_behind``).
     3. **A short wait per fetch** (decision 0100). While a stream's buffer is full, Faust
        leaves its partitions out of the fetch, and a fetch for the others (here the
        assignor's leader topic alone, which has no records) then waits up to its timeout,
@@ -143,8 +147,7 @@ class WorkerConsumer(aiokafka_driver.Consumer):
     _holes_epoch = 0
     _seek_epoch = 0
     _seen_jumps: frozenset[tuple[Any, int]] = frozenset()
-    _fetched: dict[Any, tuple[int, int]] = {}  # per partition, the offsets of the last fetch
-    _fetched_epoch = 0
+    _next_behind_check = 0.0
 
     def _new_consumer_thread(self) -> Any:
         return WorkerConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -178,52 +181,42 @@ class WorkerConsumer(aiokafka_driver.Consumer):
         self._holes = {**self._holes, tp: min(self._holes.get(tp, offset), offset)}
 
     async def _wait_next_records(self, timeout: float) -> Any:
+        await self._behind()
         holes, self._holes = self._holes, {}
         if holes and self._holes_epoch == self._seek_epoch:  # else a seek since set them anew
             assigned = self.assignment()
             for tp, offset in holes.items():
                 if tp in assigned:
                     await self.seek(tp, offset)
-        fetched = await super()._wait_next_records(min(timeout, FETCH_WAIT_S))
-        records = fetched[0] or {}
-        gapless = self.transport.gapless_topics  # type: ignore[attr-defined]
-        self._fetched = {
-            tp: (rs[0].offset, rs[-1].offset)
-            for tp, rs in records.items()
-            if rs and tp.topic in gapless
-        }
-        self._fetched_epoch = self._seek_epoch
-        return fetched
+        return await super()._wait_next_records(min(timeout, FETCH_WAIT_S))
 
-    async def getmany(self, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
-        try:
-            async for tp, message in super().getmany(timeout):
-                yield tp, message
-        finally:  # run through, broken off, or closed with the fetch loop (a cancelled task)
-            self._undelivered()
-
-    def _undelivered(self) -> None:
-        """Once a fetch's records are handed on: a partition of a gapless topic whose records
-        were fetched but not all delivered (Faust's ``getmany`` drops the rest when the flow
-        stops or the generation changes while it iterates, and all of them when the fetch
-        loop is stopped during a rebalance) is fetched again from the last offset delivered,
-        at once rather than when its next record shows the jump. Not after a seek: Faust
-        reads again from where it sought."""
-        fetched, self._fetched = self._fetched, {}
-        if self._fetched_epoch != self._seek_epoch:
+    async def _behind(self) -> None:
+        """A partition of a gapless topic whose consumer position is past the record after
+        the last one delivered had records fetched and dropped: it is fetched again from the
+        last offset delivered, as for a jump (at most every ``BEHIND_CHECK_S``)."""
+        now = monotonic()
+        if now < self._next_behind_check:
             return
-        for tp, (first, last) in fetched.items():
+        self._next_behind_check = now + BEHIND_CHECK_S
+        gapless = self.transport.gapless_topics  # type: ignore[attr-defined]
+        epoch = self._seek_epoch
+        for tp in self.assignment():
             read = self._read_offset.get(tp)
-            if read is None or read < last:
-                again = first if read is None else read
-                self._hole(tp, again)
+            if tp.topic not in gapless or read is None or (tp, read) in self._seen_jumps:
+                continue
+            try:
+                position = await self.position(tp)
+            except Exception:  # no longer assigned, or no position yet: nothing to compare
+                continue
+            if epoch != self._seek_epoch:
+                return  # a seek meanwhile: Faust reads again from where it sought
+            if position is not None and position > read + 1:
+                self._seen_jumps |= {(tp, read)}
+                self._hole(tp, read)
                 log.warning(
-                    "%s: fetched up to %d, delivered up to %s: fetching it again from %d",
-                    tp,
-                    last,
-                    read,
-                    again,
-                )
+                    "%s is at %d, delivered up to %d: fetching it again from %d",
+                    tp, position, read, read,
+                )  # fmt: skip
 
     async def seek(self, partition: Any, offset: int) -> None:
         self._seek_epoch += 1

@@ -13,6 +13,7 @@ import pytest
 from faust.types import TP
 
 from streams.faust_glue import (
+    BEHIND_CHECK_S,
     FETCH_MAX_WAIT_MS,
     FETCH_MIN_BYTES,
     FETCH_WAIT_S,
@@ -160,6 +161,7 @@ def consumer(monkeypatch: pytest.MonkeyPatch) -> Any:
     c.transport = type("T", (), {"gapless_topics": frozenset({"raw"})})()
     c.assignment = lambda: {RAW0, RAW1, LOG0}
     c.sought, c.faust_gaps, c.fetch_timeouts = [], [], []
+    c._read_offset = {}  # Faust's: nothing delivered yet
 
     async def seek(tp: Any, offset: int) -> None:
         c._seek_epoch += 1
@@ -219,91 +221,74 @@ async def test_no_refetch_for_a_partition_no_longer_held(consumer: Any) -> None:
     assert consumer.sought == []
 
 
-class _Record:
-    def __init__(self, offset: int) -> None:
-        self.offset = offset
-
-
 @pytest.fixture
-def fetching(consumer: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """``consumer`` whose Faust fetch returns ``next_records`` and whose Faust ``getmany``
-    hands on the first ``deliver`` of them and drops the rest (as when the flow stops while it
-    iterates); the read offsets move as Faust's fetch loop moves them, after each delivery."""
-    consumer._read_offset = {}
-    consumer.next_records, consumer.deliver, consumer.delivered = {}, 1000, []
+def positioned(consumer: Any) -> Any:
+    """``consumer`` with read offsets and consumer positions of its own."""
+    consumer.positions = {}
 
-    async def faust_fetch(self: Any, timeout: float) -> Any:
-        records, consumer.next_records = consumer.next_records, {}
-        return records, set(records)
+    async def position(tp: Any) -> int:
+        return int(consumer.positions[tp])
 
-    async def faust_getmany(self: Any, timeout: float) -> Any:
-        records, _ = await self._wait_next_records(timeout)
-        for tp, batch in records.items():
-            for record in batch:
-                if len(consumer.delivered) == consumer.deliver:
-                    return
-                yield tp, record
-                consumer.delivered.append((tp.partition, record.offset))
-                consumer._read_offset[tp] = record.offset
-
-    monkeypatch.setattr(aiokafka_driver.Consumer, "_wait_next_records", faust_fetch)
-    monkeypatch.setattr(aiokafka_driver.Consumer, "getmany", faust_getmany)
+    consumer.position = position
     return consumer
 
 
-async def fetch_and_hand_on(consumer: Any, records: dict[Any, list[int]]) -> None:
-    consumer.next_records = {tp: [_Record(o) for o in offsets] for tp, offsets in records.items()}
-    async for _ in consumer.getmany(1.0):
-        pass
-
-
-async def test_a_fetch_handed_on_whole_is_not_fetched_again(fetching: Any) -> None:
-    await fetch_and_hand_on(fetching, {RAW0: [10, 11, 12], RAW1: [5]})
-    await fetching._wait_next_records(1.0)
-    assert fetching.sought == [] and len(fetching.delivered) == 4
-
-
-async def test_records_fetched_but_dropped_are_fetched_again_at_once(fetching: Any) -> None:
-    fetching._read_offset[RAW1] = 4
-    fetching.deliver = 2  # 10 and 11 delivered, then the flow stops: 12 and RAW1's 5-6 dropped
-    await fetch_and_hand_on(fetching, {RAW0: [10, 11, 12], RAW1: [5, 6]})
-    await fetching._wait_next_records(1.0)
-    assert sorted(fetching.sought) == [(0, 11), (1, 4)]  # from the last offset delivered
-
-
-async def test_a_partition_with_nothing_delivered_yet_is_fetched_again_from_its_first(
-    fetching: Any,
+async def test_a_partition_whose_position_is_past_what_was_delivered_is_fetched_again(
+    positioned: Any,
 ) -> None:
-    fetching.deliver = 0
-    await fetch_and_hand_on(fetching, {RAW0: [0, 1]})
-    await fetching._wait_next_records(1.0)
-    assert fetching.sought == [(0, 0)]
+    # delivered up to 393, but the consumer is at 550: 394-549 fetched and dropped, and no
+    # newer record has come to show the jump
+    positioned._read_offset.update({RAW0: 393, RAW1: 40})
+    positioned.positions.update({RAW0: 550, RAW1: 41})
+    await positioned._wait_next_records(1.0)
+    assert positioned.sought == [(0, 393)]
+    positioned.positions[RAW0] = 394  # sought back, delivered again up to 393
+    positioned._next_behind_check = 0.0
+    await positioned._wait_next_records(1.0)
+    assert positioned.sought == [(0, 393)]
 
 
-async def test_records_of_a_fetch_loop_that_stopped_are_fetched_again(fetching: Any) -> None:
-    fetching.next_records = {RAW0: [_Record(10), _Record(11), _Record(12)]}
-    handed_on = fetching.getmany(1.0)
-    await anext(handed_on)  # 10 is being delivered when the loop's task is cancelled
-    await handed_on.aclose()
-    await fetching._wait_next_records(1.0)
-    assert fetching.sought == [(0, 10)] and fetching.delivered == []
+async def test_the_position_is_compared_at_most_every_behind_check_s(positioned: Any) -> None:
+    positioned._read_offset[RAW0] = 10
+    positioned.positions[RAW0] = 11
+    await positioned._wait_next_records(1.0)
+    positioned.positions[RAW0] = 20
+    await positioned._wait_next_records(1.0)  # within BEHIND_CHECK_S of the last comparison
+    assert positioned.sought == []
+    positioned._next_behind_check = 0.0
+    await positioned._wait_next_records(1.0)
+    assert positioned.sought == [(0, 10)]
+    assert 0 < BEHIND_CHECK_S <= 1
 
 
-async def test_dropped_records_are_not_fetched_again_after_a_seek(fetching: Any) -> None:
-    fetching.deliver = 1
-    fetching.next_records = {RAW0: [_Record(10), _Record(11)]}
-    async for _ in fetching.getmany(1.0):
-        await fetching.seek(RAW0, 3)  # a rebalance sought to the commit meanwhile
-    sought = list(fetching.sought)
-    await fetching._wait_next_records(1.0)
-    assert fetching.sought == sought == [(0, 3)]
+async def test_the_same_place_behind_twice_is_left_to_faust(positioned: Any) -> None:
+    positioned._read_offset[RAW0] = 10
+    positioned.positions[RAW0] = 20  # records deleted by retention: the consumer moved on
+    await positioned._wait_next_records(1.0)
+    positioned._next_behind_check = 0.0
+    await positioned._wait_next_records(1.0)
+    assert positioned.sought == [(0, 10)]
 
 
-async def test_dropped_records_of_other_topics_are_left_to_faust(fetching: Any) -> None:
-    fetching.deliver = 0
-    await fetch_and_hand_on(fetching, {LOG0: [7, 8]})
-    await fetching._wait_next_records(1.0)
-    assert fetching.sought == []
+async def test_positions_of_other_topics_and_unread_partitions_are_not_compared(
+    positioned: Any,
+) -> None:
+    positioned._read_offset.update({LOG0: 3})  # a compacted changelog: gaps by nature
+    positioned.positions.update({LOG0: 9, RAW1: 70})  # RAW1: nothing read since assignment
+    await positioned._wait_next_records(1.0)
+    assert positioned.sought == []
+
+
+async def test_a_seek_while_comparing_replaces_the_refetch(positioned: Any) -> None:
+    positioned._read_offset[RAW0] = 10
+
+    async def position(tp: Any) -> int:
+        positioned._seek_epoch += 1  # a rebalance sought to the commit meanwhile
+        return 20
+
+    positioned.position = position
+    await positioned._wait_next_records(1.0)
+    assert positioned.sought == []
 
 
 def test_fausts_fetch_still_waits_as_long_as_it_is_told() -> None:
