@@ -6,6 +6,7 @@ changes what is relied on here (decision 0005, decision 0006).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import weakref
 from collections.abc import Coroutine, Iterable, Iterator
@@ -16,6 +17,7 @@ from typing import Any, cast
 import faust
 import faust.streams as faust_streams
 import faust.transport.drivers.aiokafka as aiokafka_driver
+from aiokafka.errors import IllegalStateError
 from faust.sensors.monitor import Monitor
 from faust.types import TP, EventT
 from mode.services import WaitResults
@@ -134,7 +136,8 @@ class WorkerConsumer(aiokafka_driver.Consumer):
        gap (records deleted by retention) and left to Faust. A partition that gets no newer
        record shows no jump: before a fetch (every ``BEHIND_CHECK_S`` at most), one whose
        consumer position is past the record after the last delivered is fetched again too
-       (``_behind``).
+       (``_behind``). After a seek, the read offset is kept one below the next to read
+       (``_read_before``): a single record dropped right after a seek shows as well.
     3. **A short wait per fetch** (decision 0100). While a stream's buffer is full, Faust
        leaves its partitions out of the fetch, and a fetch for the others (here the
        assignor's leader topic alone, which has no records) then waits up to its timeout,
@@ -187,7 +190,8 @@ class WorkerConsumer(aiokafka_driver.Consumer):
             assigned = self.assignment()
             for tp, offset in holes.items():
                 if tp in assigned:
-                    await self.seek(tp, offset)
+                    with contextlib.suppress(IllegalStateError):  # unassigned meanwhile
+                        await self.seek(tp, offset)
         return await super()._wait_next_records(min(timeout, FETCH_WAIT_S))
 
     async def _behind(self) -> None:
@@ -221,14 +225,29 @@ class WorkerConsumer(aiokafka_driver.Consumer):
     async def seek(self, partition: Any, offset: int) -> None:
         self._seek_epoch += 1
         await super().seek(partition, offset)
+        self._read_before([partition])
 
     async def perform_seek(self) -> None:
         self._seek_epoch += 1
         await super().perform_seek()
+        self._read_before(self.assignment())  # every assigned partition, to its commit
 
     async def seek_wait(self, partitions: Any) -> None:
         self._seek_epoch += 1
         await super().seek_wait(partitions)
+        self._read_before(partitions)
+
+    def _read_before(self, partitions: Iterable[Any]) -> None:
+        """After a seek Faust's read offset of a partition is the next offset to read, and
+        after a delivery the last offset delivered: for a gapless topic, it is set here to the
+        offset before the next to read, so that a record dropped right after a seek shows as a
+        jump and as a position past the read offset + 1 like any other."""
+        gapless = self.transport.gapless_topics  # type: ignore[attr-defined]
+        read = self._read_offset
+        for tp in partitions:
+            offset = read.get(tp)
+            if tp.topic in gapless and offset:  # None or 0: from the start, left to Faust
+                read[tp] = offset - 1
 
 
 class LeanMonitor(Monitor):

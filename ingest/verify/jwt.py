@@ -72,7 +72,8 @@ class JwtVerifier:
     def _decode(self, token: str) -> dict[str, Any]:
         """The claims of a token signed by one of the keys, or the refusal: as ``jwt.decode``
         with the algorithm pinned per key, no ``crit`` extension understood (RFC 7515 4.1.11)
-        and the payload a JSON object with the required claims."""
+        and the payload a JSON object with the required claims (``sub`` and ``jti``, if
+        there, strings)."""
         segments = _segments(token)
         if segments is None:
             raise SignatureError("malformed bearer token")
@@ -94,6 +95,8 @@ class JwtVerifier:
         for claim in REQUIRED:
             if claims.get(claim) is None:
                 raise SignatureError(f"missing {claim} claim")
+        if any(not isinstance(claims.get(c, ""), str) for c in ("sub", "jti")):  # as PyJWT
+            raise SignatureError("malformed bearer token")
         return claims
 
 

@@ -588,3 +588,10 @@ def test_jwt_a_payload_is_read_only_once_its_signature_holds() -> None:
     head = b64url(json.dumps({"alg": "HS256"}).encode())
     token = f"{head}.{b64url(b'not json')}.{b64url(b'x' * 32)}"
     assert refused(jwt_verifier(HS), b"{}", bearer(token)) == "bad signature"
+
+
+@pytest.mark.parametrize("extra", [{"sub": 7}, {"jti": ["a"]}, {"sub": None}])
+def test_jwt_sub_and_jti_must_be_strings_when_given(extra: dict[str, Any]) -> None:
+    body = b"{}"
+    token = jwt.encode({**claims(body), **extra}, HS_SECRET, algorithm="HS256")
+    assert refused(jwt_verifier(HS), body, bearer(token)) == "malformed bearer token"
