@@ -136,8 +136,8 @@ class WorkerConsumer(aiokafka_driver.Consumer):
        gap (records deleted by retention) and left to Faust. A partition that gets no newer
        record shows no jump: before a fetch (every ``BEHIND_CHECK_S`` at most), one whose
        consumer position is past the record after the last delivered is fetched again too
-       (``_behind``). After a seek, the read offset is kept one below the next to read
-       (``_read_before``): a single record dropped right after a seek shows as well.
+       (``_behind``). Not seen by either: a single record dropped right after a seek (Faust's
+       read offset is then the next to read, so its position is one past it either way).
     3. **A short wait per fetch** (decision 0100). While a stream's buffer is full, Faust
        leaves its partitions out of the fetch, and a fetch for the others (here the
        assignor's leader topic alone, which has no records) then waits up to its timeout,
@@ -225,29 +225,14 @@ class WorkerConsumer(aiokafka_driver.Consumer):
     async def seek(self, partition: Any, offset: int) -> None:
         self._seek_epoch += 1
         await super().seek(partition, offset)
-        self._read_before([partition])
 
     async def perform_seek(self) -> None:
         self._seek_epoch += 1
         await super().perform_seek()
-        self._read_before(self.assignment())  # every assigned partition, to its commit
 
     async def seek_wait(self, partitions: Any) -> None:
         self._seek_epoch += 1
         await super().seek_wait(partitions)
-        self._read_before(partitions)
-
-    def _read_before(self, partitions: Iterable[Any]) -> None:
-        """After a seek Faust's read offset of a partition is the next offset to read, and
-        after a delivery the last offset delivered: for a gapless topic, it is set here to the
-        offset before the next to read, so that a record dropped right after a seek shows as a
-        jump and as a position past the read offset + 1 like any other."""
-        gapless = self.transport.gapless_topics  # type: ignore[attr-defined]
-        read = self._read_offset
-        for tp in partitions:
-            offset = read.get(tp)
-            if tp.topic in gapless and offset:  # None or 0: from the start, left to Faust
-                read[tp] = offset - 1
 
 
 class LeanMonitor(Monitor):

@@ -249,27 +249,6 @@ async def test_a_partition_whose_position_is_past_what_was_delivered_is_fetched_
     assert positioned.sought == [(0, 393)]
 
 
-async def test_a_record_dropped_right_after_a_seek_is_fetched_again(
-    positioned: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    async def faust_seek(self: Any, tp: Any, offset: int) -> None:
-        self._read_offset[tp] = offset if offset else None  # Faust's: the next to read
-
-    monkeypatch.setattr(aiokafka_driver.Consumer, "seek", faust_seek)
-    await WorkerConsumer.seek(positioned, RAW0, 100)
-    await WorkerConsumer.seek(positioned, RAW1, 0)
-    await WorkerConsumer.seek(positioned, LOG0, 7)
-    # gapless: the offset before the next to read; from the start and other topics: Faust's
-    assert positioned._read_offset == {RAW0: 99, RAW1: None, LOG0: 7}
-    positioned.positions[RAW0] = 100  # nothing fetched yet: nothing behind
-    await positioned._wait_next_records(1.0)
-    assert positioned.sought == []
-    positioned.positions[RAW0] = 101  # 100 fetched and dropped: no later record shows it
-    positioned._next_behind_check = 0.0
-    await positioned._wait_next_records(1.0)
-    assert positioned.sought == [(0, 99)]
-
-
 async def test_the_position_is_compared_at_most_every_behind_check_s(positioned: Any) -> None:
     positioned._read_offset[RAW0] = 10
     positioned.positions[RAW0] = 11
