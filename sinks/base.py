@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError
 from tenacity import RetryCallState
 
 from pipeline.retry import Backoff
@@ -112,7 +113,12 @@ async def run_sink(
             decoded = await _decode(sink, records, dead_letter)
             if decoded:
                 await _write_batch(sink, consumer, decoded, backoff, stop, dead_letter)
-            await consumer.commit(_next_offsets(records))
+            try:
+                await consumer.commit(_next_offsets(records))
+            except CommitFailedError as exc:  # the group rebalanced meanwhile
+                # the written records come again to whichever member holds their partitions
+                # now, and writing them again changes nothing (decision 0002)
+                log.warning("sink %s could not commit after a rebalance: %s", sink.name, exc)
     finally:
         await sink.close()
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError
 
 from pipeline.retry import Backoff
 from sinks.base import ListSink, run_sink, start_sink
@@ -61,6 +62,24 @@ async def test_offsets_are_committed_after_each_successful_flush() -> None:
     await run_sink(sink, consumer, 100, 10, Backoff(0.001, 0.01, 0), stop)  # type: ignore[arg-type]
     assert [[r.offset for r in b] for b in sink.batches] == [[0, 1], [2]]
     assert consumer.commits == [{TP: 2}, {TP: 3}]
+
+
+async def test_a_commit_refused_after_a_rebalance_does_not_stop_the_sink() -> None:
+    stop, sink = asyncio.Event(), ListSink()
+    consumer = FakeConsumer([[record(0)], [record(1)]], stop)
+    commit = consumer.commit
+    refused: list[dict[TopicPartition, int]] = []
+
+    async def commit_once_refused(offsets: dict[TopicPartition, int]) -> None:
+        if not refused:
+            refused.append(dict(offsets))
+            raise CommitFailedError("the group has already rebalanced")
+        await commit(offsets)
+
+    consumer.commit = commit_once_refused  # type: ignore[method-assign]
+    await run_sink(sink, consumer, 100, 10, Backoff(0.001, 0.01, 0), stop)  # type: ignore[arg-type]
+    assert [[r.offset for r in b] for b in sink.batches] == [[0], [1]]
+    assert refused == [{TP: 1}] and consumer.commits == [{TP: 2}]
 
 
 async def test_an_outage_pauses_retries_and_resumes_with_the_same_batch(
