@@ -6,11 +6,10 @@ changes what is relied on here (decision 0005, decision 0006).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import weakref
 from collections.abc import Coroutine, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from time import monotonic
 from typing import Any, cast
 
@@ -190,7 +189,7 @@ class WorkerConsumer(aiokafka_driver.Consumer):
             assigned = self.assignment()
             for tp, offset in holes.items():
                 if tp in assigned:
-                    with contextlib.suppress(IllegalStateError):  # unassigned meanwhile
+                    with suppress(IllegalStateError):  # unassigned meanwhile
                         await self.seek(tp, offset)
         return await super()._wait_next_records(min(timeout, FETCH_WAIT_S))
 
