@@ -43,8 +43,10 @@ CREATE TABLE IF NOT EXISTS notify_outbox (
 ALTER TABLE notify_outbox ADD COLUMN IF NOT EXISTS transition_at timestamptz;
 CREATE INDEX IF NOT EXISTS notify_outbox_due ON notify_outbox (endpoint, due_at)
     WHERE state = 'pending';
-CREATE INDEX IF NOT EXISTS notify_outbox_order
-    ON notify_outbox (endpoint, provider, external_id, version) WHERE state = 'pending';
+-- a payment's pending versions at every endpoint: the claim's head-of-line check (decision 0160)
+CREATE INDEX IF NOT EXISTS notify_outbox_head
+    ON notify_outbox (provider, external_id, endpoint, version) WHERE state = 'pending';
+DROP INDEX IF EXISTS notify_outbox_order;
 """
 
 INSERT = """
@@ -63,11 +65,14 @@ WHERE webhook_id IN (
     WHERE o.endpoint = $1 AND o.state = 'pending' AND o.due_at <= now()
       AND (o.leased_until IS NULL OR o.leased_until < now())
       -- a correlated subquery (a SubPlan, run per row with its values) rather than NOT EXISTS:
-      -- an anti-join may be planned as a scan of the endpoint's whole backlog per row
+      -- an anti-join may be planned as a scan of the endpoint's whole backlog per row. Found
+      -- through notify_outbox_head by payment; `|| ''` keeps the planner off notify_outbox_due
+      -- (which also starts with endpoint), which it chose, scanning the endpoint's whole
+      -- backlog per row, whenever its statistics said the table was small (decision 0160)
       AND o.version = (
           SELECT min(p.version) FROM notify_outbox p
-          WHERE p.endpoint = o.endpoint AND p.provider = o.provider
-            AND p.external_id = o.external_id AND p.state = 'pending')
+          WHERE p.provider = o.provider AND p.external_id = o.external_id
+            AND p.endpoint || '' = o.endpoint AND p.state = 'pending')
     ORDER BY o.due_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED)
