@@ -130,13 +130,12 @@ class Dispatcher:
         self._note_pg(None)
         for c in claimed:
             self._busy[e.url] += 1
-            metrics.IN_FLIGHT.labels(metrics.label(e.url)).inc()
+            metrics.series(e.url).in_flight.inc()
             task = asyncio.create_task(self._send(e, c))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
     async def _send(self, e: Endpoint, c: Claimed) -> None:
-        name = metrics.label(e.url)
         try:
             headers = self._signers[e.url].headers(c.webhook_id, int(time.time()), c.body)
             answer = await self._client.post(e.url, headers, c.body, e.timeout_s)
@@ -147,6 +146,7 @@ class Dispatcher:
             self._outcomes.append((e.url, out))
             self._queued.set()
         except Exception:  # the lease expires and the row is tried again
+            name = metrics.series(e.url).name
             log.exception("notify: delivery %s to %s not recorded", c.webhook_id, name)
             self._release(e.url)
         except BaseException:  # cancelled: the lease expires and the row is tried again
@@ -159,20 +159,21 @@ class Dispatcher:
         endpoint's ``max_in_flight``: every request answered but not yet recorded, and every
         request under way, holds a slot."""
         self._busy[url] -= 1
-        metrics.IN_FLIGHT.labels(metrics.label(url)).dec()
+        metrics.series(url).in_flight.dec()
         self._wake.set()
 
     def _account(self, e: Endpoint, c: Claimed, a: Answer, out: Outcome) -> None:
-        name = metrics.label(e.url)
+        series = metrics.series(e.url)
+        name = series.name
         result = {"delivered": "delivered", "pending": "retry"}.get(out.state, "permanent")
         if out.state == "dead" and verdict(a.code) is Verdict.RETRY:
             result = "retry"
-        metrics.ATTEMPTS.labels(name, result).inc()
-        metrics.LATENCY.labels(name).observe(a.seconds)
+        series.attempts(result).inc()
+        series.latency.observe(a.seconds)
         if out.state == "delivered":
-            metrics.LAG.labels(name).observe(c.since_s + a.seconds)
+            series.lag.observe(c.since_s + a.seconds)
         elif out.state == "dead":
-            metrics.DEAD.labels(name).inc()
+            series.dead.inc()
             log.warning("notify: gave up %s to %s: %s", c.webhook_id, name, out.error)
         self._attempts.add(
             name, c.webhook_id, c.provider, c.external_id, c.version, c.status,
@@ -198,7 +199,7 @@ async def watch_backlog(
             now = None
         for e in endpoints if now is not None else ():
             pending, retrying, _ = now.get(e.url, (0, 0, 0.0)) if now else (0, 0, 0.0)
-            metrics.BACKLOG.labels(metrics.label(e.url)).set(pending)
-            metrics.RETRYING.labels(metrics.label(e.url)).set(retrying)
+            metrics.series(e.url).backlog.set(pending)
+            metrics.series(e.url).retrying.set(retrying)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 5.0)

@@ -67,7 +67,7 @@ class OutboxSink:
             async with conn.transaction():
                 await outbox.insert(conn, ds)
         for d in ds:
-            metrics.QUEUED.labels(metrics.label(d.endpoint)).inc()
+            metrics.series(d.endpoint).queued.inc()
 
     async def close(self) -> None:
         return None

@@ -4,6 +4,9 @@ Endpoints are labelled by scheme, host and path only: a query string may carry a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
 from urllib.parse import urlsplit
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -44,12 +47,39 @@ def label(url: str) -> str:
     return f"{u.scheme}://{u.hostname}{f':{u.port}' if u.port else ''}{u.path}"
 
 
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One endpoint's series, bound once: ``labels()`` looks its child up, under a lock, on
+    every call."""
+
+    name: str
+    queued: Any
+    delivered: Any
+    retry: Any
+    permanent: Any
+    dead: Any
+    latency: Any
+    lag: Any
+    backlog: Any
+    retrying: Any
+    in_flight: Any
+
+    def attempts(self, result: str) -> Any:
+        return {"delivered": self.delivered, "retry": self.retry}.get(result, self.permanent)
+
+
+@cache
+def series(url: str) -> Series:
+    e = label(url)
+    return Series(
+        e, QUEUED.labels(e), ATTEMPTS.labels(e, "delivered"), ATTEMPTS.labels(e, "retry"),
+        ATTEMPTS.labels(e, "permanent"), DEAD.labels(e), LATENCY.labels(e), LAG.labels(e),
+        BACKLOG.labels(e), RETRYING.labels(e), IN_FLIGHT.labels(e),
+    )  # fmt: skip
+
+
 def register(url: str) -> None:
     """Every series of an endpoint exists from the start (at 0), so that rates work at once."""
-    e = label(url)
-    for result in ("delivered", "retry", "permanent"):
-        ATTEMPTS.labels(e, result)
-    for metric in (QUEUED, DEAD, LATENCY, LAG):
-        metric.labels(e)
-    for gauge in (BACKLOG, RETRYING, IN_FLIGHT):
-        gauge.labels(e).set(0)
+    s = series(url)
+    for gauge in (s.backlog, s.retrying, s.in_flight):
+        gauge.set(0)
