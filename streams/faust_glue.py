@@ -48,6 +48,25 @@ def as_current(message: Any) -> Iterator[None]:
         del event
 
 
+class RawSchema(faust.Schema[bytes, bytes]):
+    """Bytes in, bytes out: the raw topic's records become events with the message's own key
+    and value. Faust's schema would pass each through its serializer registry, key and value
+    (the "raw" codec, an identity) on every message; this one makes the event at once.
+    Installed through ``app.topic(schema=...)``, Faust's public extension point."""
+
+    def __init__(self) -> None:
+        super().__init__(key_type=bytes, value_type=bytes, key_serializer="raw",
+                         value_serializer="raw")  # fmt: skip
+
+    def compile(self, app: Any, *, default_propagate: bool = False, **_: Any) -> Any:
+        conf = app.conf
+
+        async def decode(message: Any, *, propagate: bool = default_propagate) -> Any:
+            return conf.Event(app, message.key, message.value, message.headers, message)
+
+        return decode
+
+
 class BatchTable(faust.Table[Any, Any]):
     """The ``transactions`` table, written a batch at a time by the worker (decision 0150).
 

@@ -32,7 +32,7 @@ from pipeline.settings import Settings
 from streams import flow
 from streams.cache import EntryCache
 from streams.faust_app import fail_loudly, faust_app
-from streams.faust_glue import BatchTable
+from streams.faust_glue import BatchTable, RawSchema
 
 #: batches whose records may await the broker's acks while the next batch is processed
 IN_FLIGHT = 2
@@ -155,11 +155,4 @@ class Worker:
         self.cache.clear()  # another worker may change what this one cached
 
     def _topic(self, name: str) -> faust.TopicT:
-        return self.app.topic(
-            name,
-            key_type=bytes,
-            value_type=bytes,
-            value_serializer="raw",
-            key_serializer="raw",
-            partitions=self.t.partitions,
-        )
+        return self.app.topic(name, schema=RawSchema(), partitions=self.t.partitions)

@@ -10,7 +10,7 @@ import faust
 import faust.streams as faust_streams
 import faust.transport.drivers.aiokafka as aiokafka_driver
 import pytest
-from faust.types import TP
+from faust.types import TP, Message
 
 from streams.faust_glue import (
     BEHIND_CHECK_S,
@@ -18,6 +18,7 @@ from streams.faust_glue import (
     FETCH_MIN_BYTES,
     FETCH_WAIT_S,
     BatchTable,
+    RawSchema,
     WorkerConsumer,
     as_current,
 )
@@ -356,3 +357,23 @@ async def test_load_reads_what_store_wrote_and_none_for_a_key_never_written() ->
     table.store(b"k", b"v", Message())
     assert table.load(b"k", Message()) == b"v"
     assert table.load(b"other", Message()) is None
+
+
+async def test_the_raw_schema_makes_events_of_the_messages_own_key_value_and_headers() -> None:
+    app = faust.App("glue-test", store="memory://", web_enabled=False)
+    topic = app.topic("raw", schema=RawSchema())
+    headers = [("id", b"r-1"), ("provider", b"coinbase")]
+    message = Message("raw", 3, 17, 0.0, 0, headers, b"coinbase:p-1", b'{"a": 1}', None)
+    event = await topic.decode(message, propagate=True)
+    assert type(event) is faust.Event
+    assert (event.key, event.value, event.message) == (b"coinbase:p-1", b'{"a": 1}', message)
+    assert event.headers == dict(headers) and event.app is app
+    empty = Message("raw", 3, 18, 0.0, 0, [], None, None, None)  # as Faust's raw codec: None
+    assert ((e := await topic.decode(empty)).key, e.value) == (None, None)
+
+
+def test_the_raw_schema_replaces_what_faust_compiles_for_a_topic() -> None:
+    """Topic.__init__ takes its ``decode`` from ``schema.compile(app, ...)``: the override
+    applies only while Faust still calls it so."""
+    source = inspect.getsource(faust.Topic._compile_decode)
+    assert "self.decode = self.schema.compile(" in source
