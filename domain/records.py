@@ -249,6 +249,7 @@ def decode_entry(value: bytes | None) -> Entry:
 KIND_WEBHOOK = "webhook"
 KIND_CHECKOUT = "checkout"
 _H_PREFIX = "h-"  # a request header ingest kept; the other headers are ingest's own
+_H_LEN = len(_H_PREFIX)
 
 
 class EnvelopeError(ValueError):
@@ -290,9 +291,14 @@ class RawWebhook(Struct, frozen=True):
     @classmethod
     def from_kafka(cls, value: bytes | None, headers: Iterable[tuple[str, bytes]]) -> RawWebhook:
         try:
-            pairs = [(k, "" if v is None else v.decode()) for k, v in headers]
-            meta = {k: v for k, v in pairs if not k.startswith(_H_PREFIX)}
-            kept = {k[len(_H_PREFIX) :]: v for k, v in pairs if k.startswith(_H_PREFIX)}
+            meta: dict[str, str] = {}
+            kept: dict[str, str] = {}
+            for k, v in headers:  # one pass: this runs for every record the worker reads
+                text = "" if v is None else v.decode()
+                if k.startswith(_H_PREFIX):
+                    kept[k[_H_LEN:]] = text
+                else:
+                    meta[k] = text
             who = (meta["id"], meta["provider"], int(meta["received-at-ms"]))
             kind, request_id = meta.get("kind", KIND_WEBHOOK), meta.get("request-id", "")
             return cls(*who, value or b"", kept, kind, request_id)
