@@ -29,7 +29,7 @@ from notify.sign import Signer
 from pipeline.settings import Settings
 from stack import launcher, proc, services
 
-COUNT = int(os.environ.get("BENCH_NOTIFY_COUNT", "3000"))
+COUNT = int(os.environ.get("BENCH_NOTIFY_COUNT", "10000"))
 CONCURRENCY = 32
 SECRET = "whsec_YmVuY2gtbm90aWZ5LXNlY3JldA=="
 
@@ -121,6 +121,7 @@ async def notifier_run(info: launcher.StackInfo, url: str, values: list[bytes]) 
     child = proc.spawn([sys.executable, "-m", "notify.main"], log, env=env, cwd=services.REPO)
     try:
         proc.wait_until("notify", lambda: READY_LINE in log.read_text(), child, log, timeout=60)
+        cpu0 = proc.cpu_seconds(child.pid)
         t0 = time.monotonic()
         await produce(info.kafka_bootstrap, "payments.transitions", values)
         n = 0
@@ -128,12 +129,15 @@ async def notifier_run(info: launcher.StackInfo, url: str, values: list[bytes]) 
             await asyncio.sleep(0.2)
             n, _ = await delivered(info.postgres_dsn, url)
         wall = time.monotonic() - t0
+        cpu_s = proc.cpu_seconds(child.pid) - cpu0
         n, span = await delivered(info.postgres_dsn, url)
         rss = common.pids_rss(child.pid)
     finally:
         proc.stop(child.pid)
         child.wait()
-    return {"delivered": n, "wall_s": round(wall, 2), "span_s": round(span, 2), "rss_mb": rss}
+    per = round(cpu_s / n * 1e6) if n else None
+    return {"delivered": n, "wall_s": round(wall, 2), "span_s": round(span, 2), "rss_mb": rss,
+            "cpu_us_per_notification": per}  # fmt: skip
 
 
 async def run(info: launcher.StackInfo) -> dict[str, Any]:
@@ -196,6 +200,7 @@ def render(n: dict[str, Any]) -> list[str]:
         "|---|---:|---|",
         f"| plain aiohttp client | {n['plain_client_per_s']:,.0f} | the floor |",
         f"| notifier | {n['notifier_per_s']:,.0f} | {n['ratio']:.0%} of the floor, "
+        f"{n.get('cpu_us_per_notification') or 0:,} µs of CPU per notification, "
         f"{n['rss_mb']} MB resident |",
         "",
     ]
