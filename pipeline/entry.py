@@ -4,12 +4,12 @@ internal /metrics listener and the service itself."""
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import uvloop
 from prometheus_client import start_http_server
 
 from pipeline.logs import configure_logging
@@ -53,4 +53,4 @@ def run_service(
     configure_logging(settings.log_level)
     serve_metrics(*metrics_at(settings))
     tune_gc()
-    asyncio.run(serve(settings))
+    uvloop.run(serve(settings))
