@@ -241,8 +241,9 @@ def dedup_footprint(ids: int = 1_000_000, per_payment: int = 3) -> dict[str, flo
     }
 
 
-#: raw webhooks each loop reads: 20,000 keeps each timed run several seconds long; with 6,000
-#: (until 2026-12-03) a worker run lasted 2-3 s and the same code measured 293-499 µs
+#: payments whose raw webhooks each loop reads (about 2.8 each: 20,000 make 56,409): a worker
+#: run lasts about 20 s on the AMD host; with 6,000 (until 2026-12-03 session 10) it lasted
+#: 6-7 s and the same code measured 293-499 µs per webhook
 COUNT = int(os.environ.get("BENCH_STREAMS_COUNT", "20000"))
 
 
