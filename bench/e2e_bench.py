@@ -239,6 +239,8 @@ class Step:
 #: those of a warm one
 WARM_S = 75.0
 WARM_RATE = 300.0
+#: what the results say of it (bench/render.py prints it)
+WARMED = {"warm_s": WARM_S, "warm_rate": WARM_RATE}
 
 
 def _warm(info: launcher.StackInfo, settings: Settings, seconds: float = WARM_S) -> None:
@@ -274,7 +276,7 @@ def bench(settings: Settings, rate: float = 1000.0, seconds: int = 60) -> dict[s
     return {
         "target_rate": rate,
         "seconds": seconds,
-        "warm_s": WARM_S,
+        **WARMED,
         **step.summary(),
         "stages": split,
         **memory,
@@ -312,7 +314,7 @@ def ramp(
                 break
     return {
         "seconds_per_step": seconds,
-        "warm_s": WARM_S,
+        **WARMED,
         "p99_limit_ms": p99_ms,
         "sustained_rate": sustained,
         "steps": steps,

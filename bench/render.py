@@ -166,7 +166,8 @@ def e2e(e: dict[str, Any]) -> list[str]:
         "## End to end",
         "",
         f"The whole stack on this machine, open loop at {e['target_rate']:.0f} webhooks/s for {e['seconds']} s "
-        f"after {e.get('warm_s', 0):.0f} s of warm-up at 300 /s (the broker's JIT) "
+        f"after {e.get('warm_s', 0):.0f} s of warm-up at {e.get('warm_rate', 300):.0f} /s "
+        "(the broker's JIT) "
         "(loadgen on the same machine):",
         "",
         "| achieved /s | ingest p50 | ingest p99 | payments with a 202, in Postgres | receipt → Postgres p50 | p99 (target ≤ 250 ms at 1,000/s) | max |",
@@ -242,7 +243,7 @@ def ramp(r: dict[str, Any]) -> list[str]:
         "## End to end: the sustained rate",
         "",
         f"Open-loop steps of {r['seconds_per_step']} s on one stack warmed for "
-        f"{r.get('warm_s', 30):.0f} s at 300 /s, up until receipt → "
+        f"{r.get('warm_s', 30):.0f} s at {r.get('warm_rate', 300):.0f} /s, up until receipt → "
         f"Postgres p99 passes {r['p99_limit_ms']} ms or a webhook is refused: sustained "
         f"**{r['sustained_rate']:,.0f} webhooks/s**.",
         "",
