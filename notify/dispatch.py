@@ -199,7 +199,8 @@ async def watch_backlog(
             now = None
         for e in endpoints if now is not None else ():
             pending, retrying, _ = now.get(e.url, (0, 0, 0.0)) if now else (0, 0, 0.0)
-            metrics.series(e.url).backlog.set(pending)
-            metrics.series(e.url).retrying.set(retrying)
+            series = metrics.series(e.url)
+            series.backlog.set(pending)
+            series.retrying.set(retrying)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 5.0)
