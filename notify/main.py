@@ -133,9 +133,17 @@ async def _pool(
     async for attempt in Backoff(0.5, 10.0, 0).retrying(transient, until=stop, after=failed):
         with attempt:
             pool: asyncpg.Pool = await asyncpg.create_pool(
-                dsn, min_size=1, max_size=size, server_settings=server or {}
+                dsn, min_size=1, max_size=size, server_settings=server or {}, reset=_keep_session
             )
     return pool
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """What the pool runs when a connection comes back, after asyncpg's own step (which rolls
+    back a transaction left open): nothing. asyncpg's default also sends ``SELECT
+    pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL``, a round trip and four
+    statements per query here (the claim, the write-back); the notifier's connections hold no
+    session state to reset (no SET, LISTEN, cursor or session-level advisory lock)."""
 
 
 def main() -> None:
