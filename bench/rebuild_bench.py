@@ -34,7 +34,8 @@ from domain.records import RawWebhook
 from ingest.ids import new_id
 from ingest.verify.registry import build_verifiers
 from ingest.webhooks import WebhookIntake
-from ingest.writer import CachedPartitioner, MemoryWriter
+from ingest.writer import MemoryWriter
+from pipeline.partitioner import CachedPartitioner
 from pipeline.settings import Settings
 from stack import drain, launcher, services
 from testing.traffic import Request

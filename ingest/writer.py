@@ -12,11 +12,11 @@ from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 from domain.dlq import dead_letter
 from domain.records import RawWebhook, encode
 from ingest.errors import BrokerUnavailable
+from pipeline.partitioner import CachedPartitioner
 
 log = logging.getLogger("ingest.writer")
 
@@ -31,27 +31,6 @@ class Writer(Protocol):
     async def ready(self) -> bool: ...
 
     async def close(self) -> None: ...
-
-
-class CachedPartitioner:
-    """Kafka's default partitioner (murmur2 of the key, as the Java clients and Faust), with
-    the hash of recent keys kept: aiokafka's murmur2 is pure Python, about 4 % of ingest's CPU,
-    and a payment's webhooks (its events, the providers' redeliveries) share one key. The
-    partition stays exactly what the default gives; the cache only saves recomputing it."""
-
-    def __init__(self, size: int = 65536) -> None:
-        self._size = size
-        self._hashes: dict[bytes, int] = {}
-
-    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
-        if key is None:
-            return int(DefaultPartitioner()(key, all_partitions, available))
-        h = self._hashes.get(key)
-        if h is None:
-            if len(self._hashes) >= self._size:
-                self._hashes.clear()  # bounded; cheaper than an LRU and as good here
-            h = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
-        return all_partitions[h % len(all_partitions)]
 
 
 class RawWriter:

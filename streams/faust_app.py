@@ -14,6 +14,7 @@ from typing import Any
 import faust
 
 from pipeline.entry import tune_gc
+from pipeline.partitioner import CachedPartitioner
 from pipeline.settings import Settings
 from streams import READY_LINE
 from streams.faust_glue import BatchTable, LeanMonitor, WorkerTransport
@@ -41,6 +42,7 @@ def faust_app(settings: Settings) -> faust.App:
         producer_acks=-1,
         producer_linger=s.producer_linger_ms / 1000,
         producer_max_batch_size=512 * 1024,
+        producer_partitioner=CachedPartitioner(),
         broker_session_timeout=10.0,
         broker_heartbeat_interval=1.0,
         broker_rebalance_timeout=20.0,

@@ -1,4 +1,4 @@
-"""The raw writer's partitioner: a cache in front of Kafka's default murmur2 partitioner."""
+"""The producers' partitioner: a cache in front of Kafka's default murmur2 partitioner."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import random
 
 from aiokafka.partitioner import DefaultPartitioner
 
-from ingest.writer import CachedPartitioner
+from pipeline.partitioner import CachedPartitioner
 
 
 def test_the_cached_partitioner_picks_what_kafkas_default_picks() -> None:
